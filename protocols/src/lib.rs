@@ -1,0 +1,17 @@
+//! Sans-IO wire codecs for danxia.
+//!
+//! Owns the byte layouts of the database protocols the proxy speaks: framing
+//! (how long is the next message, is it complete, is it too large), decoding
+//! of the few messages policy needs, and encoding of the few messages the
+//! proxy sends itself (deny replies, probes, test clients).
+//!
+//! Must never: touch a socket, an async runtime or policy; allocate where it
+//! can borrow from the input; or panic on any input, however hostile. The
+//! proxy forwards the client's original bytes itself, so decoders only look.
+//!
+//! PostgreSQL v3 lives in [`pg`]; MySQL and HTTP helpers come later.
+
+mod error;
+pub mod pg;
+
+pub use error::ProtocolError;
