@@ -1,0 +1,82 @@
+//! The admin HTTP endpoint: `/metrics` (Prometheus text), `/healthz`
+//! (process alive) and `/readyz` (every listener bound and its backend
+//! reachable). Unauthenticated in this step; it binds to loopback by
+//! default. Owns no proxy state beyond what it reports.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+
+/// How long `/readyz` waits for each backend's TCP handshake.
+const BACKEND_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub struct AdminState {
+    pub prometheus: PrometheusHandle,
+    /// Set once every listener is bound.
+    pub listeners_bound: AtomicBool,
+    /// Cleared when shutdown starts, so load balancers stop sending clients.
+    pub accepting: AtomicBool,
+    /// (listener name, backend host:port)
+    pub backends: Vec<(String, String)>,
+    /// Readiness includes a working audit log: with audit.on_error =
+    /// "block" a failing disk stops traffic, and load balancers should know.
+    pub auditor: crate::audit::Auditor,
+}
+
+pub fn router(state: Arc<AdminState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+async fn metrics(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        s.prometheus.render(),
+    )
+}
+
+async fn readyz(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
+    if !s.listeners_bound.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: listeners not bound yet\n".to_string());
+    }
+    if !s.accepting.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n".to_string());
+    }
+    let mut problems = Vec::new();
+    if !s.auditor.healthy() {
+        problems.push("audit log writes are failing (see danxia_audit_write_failures_total and the log)".to_string());
+    }
+    for (name, backend) in &s.backends {
+        match tokio::time::timeout(BACKEND_PROBE_TIMEOUT, tokio::net::TcpStream::connect(backend.as_str())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => problems.push(format!("listener {name}: backend {backend} unreachable: {e}")),
+            Err(_) => problems.push(format!("listener {name}: backend {backend} did not answer within {BACKEND_PROBE_TIMEOUT:?}")),
+        }
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n".to_string())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready:\n{}\n", problems.join("\n")))
+    }
+}
+
+/// Binds the admin address (fails start-up with a clear error if taken).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}

@@ -1,0 +1,103 @@
+//! The audit event: one per statement, per session start/end, per auth
+//! failure and per protocol error. This module owns the record's shape only;
+//! chaining, writing and verifying live in the sibling modules.
+//!
+//! Field order is part of the on-disk format (the hash chain covers the exact
+//! bytes), so add fields at the end and never reorder them.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// What an event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    SessionStart,
+    SessionEnd,
+    AuthFailure,
+    Statement,
+    ProtocolError,
+    /// Written by the audit writer itself when it recovers a torn tail or
+    /// starts a new chain; never by a session.
+    AuditRecovery,
+}
+
+/// How a statement (or session) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    /// The backend answered with an ErrorResponse; `sqlstate` says which.
+    Error,
+    /// The proxy refused it (protocol violation, limit exceeded, policy).
+    Refused,
+    /// The session ended before the statement completed.
+    Aborted,
+}
+
+/// One audit record as the sessions hand it to the writer. Session-constant
+/// fields are `Arc<str>` so that building one event per statement clones
+/// pointers, not strings.
+/// The writer adds
+/// `seq`, `ts`, `prev` and `hash` around it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditEvent {
+    pub kind: Option<EventKind>,
+    /// Proxy-wide unique session id (monotonic per process start, prefixed
+    /// with the process start time so ids never repeat across restarts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listener: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<&'static str>,
+    /// Client socket address, `ip:port`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application: Option<Arc<str>>,
+    /// Statement text as configured by `audit.statement_text`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statement: Option<String>,
+    /// 16 hex digits, stable across whitespace, comments and literal values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
+    /// `simple` (Query message) or `extended` (Parse/Bind/Execute).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol_flow: Option<&'static str>,
+    /// Rows returned (SELECT, FETCH, COPY TO) or affected (INSERT, UPDATE,
+    /// DELETE, COPY FROM), from the backend's CommandComplete tag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// Bytes sent to the client for this statement's results.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_out: Option<u64>,
+    /// Bytes received from the client for this statement (incl. COPY data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_in: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqlstate: Option<String>,
+    /// Error or refusal message (backend's or the proxy's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why the SQL analyser could not parse the statement, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parse_error: Option<String>,
+    /// Free-form detail for session and protocol events (e.g. the reason a
+    /// session ended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}

@@ -1,0 +1,335 @@
+//! The configuration file (`danxia.toml`): its types, defaults, loading and
+//! validation. Everything the proxy can be told lives here as one validated
+//! value; nothing here opens sockets or files other than the config itself.
+//!
+//! Errors name the file, the key and what was expected, because the person
+//! reading them is a DBA at a terminal who needs to know what to change.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::audit::AuditSettings;
+use crate::error::ConfigError;
+
+/// Default largest client message accepted. PostgreSQL itself allows up to
+/// 1 GiB, but a statement larger than this is almost always an attack or a
+/// mistake, and the proxy must hold a message whole to analyse it.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 64 * 1024 * 1024;
+/// Smallest accepted `limits.max_message_bytes`: below this ordinary startup
+/// and query messages would be refused.
+pub const MIN_MAX_MESSAGE_BYTES: u64 = 16 * 1024;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub audit: AuditSettings,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+}
+
+/// The admin/metrics HTTP endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_admin_listen(),
+        }
+    }
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9898))
+}
+
+/// Limits and timeouts that protect the proxy from hostile or broken peers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest client message (Query, Parse, Bind, …) in bytes.
+    pub max_message_bytes: u64,
+    /// Time allowed for a client to finish startup and authentication.
+    #[serde(with = "humantime_serde")]
+    pub startup_timeout: Duration,
+    /// Time allowed to open the TCP connection to the backend.
+    #[serde(with = "humantime_serde")]
+    pub backend_connect_timeout: Duration,
+    /// On SIGTERM/SIGINT, how long running statements may take to finish.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Largest number of client connections per listener; more are refused
+    /// with SQLSTATE 53300 and counted.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            startup_timeout: Duration::from_secs(30),
+            backend_connect_timeout: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(30),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// The wire protocol a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Postgres,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Postgres => "postgres",
+        }
+    }
+}
+
+/// One `[[listener]]`: an address clients connect to, in front of one backend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Short name used in metrics labels and audit events.
+    pub name: String,
+    pub protocol: Protocol,
+    pub listen: SocketAddr,
+    /// `host:port` of the database server; a host name is resolved at each
+    /// connect so that DNS changes are followed.
+    pub backend: String,
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates configuration text; `path` is only used in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: describe_toml_error(text, &e),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: ranges, uniqueness, cross-field rules.
+    fn validate(&self) -> Result<(), String> {
+        if self.listeners.is_empty() {
+            return Err(
+                "no [[listener]] defined: add at least one, e.g.\n\n[[listener]]\nname = \"pg\"\nprotocol = \"postgres\"\nlisten = \"127.0.0.1:6543\"\nbackend = \"127.0.0.1:5432\""
+                    .into(),
+            );
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut addrs = std::collections::HashSet::new();
+        for (i, l) in self.listeners.iter().enumerate() {
+            let at = format!("listener[{i}]");
+            if l.name.is_empty()
+                || l.name.len() > 64
+                || !l
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(format!(
+                    "{at}.name = {:?}: expected 1-64 characters of A-Z, a-z, 0-9, '-' or '_' (it is used as a metrics label)",
+                    l.name
+                ));
+            }
+            if !names.insert(l.name.as_str()) {
+                return Err(format!(
+                    "{at}.name = {:?}: duplicate listener name",
+                    l.name
+                ));
+            }
+            if !addrs.insert(l.listen) {
+                return Err(format!(
+                    "{at}.listen = \"{}\": another listener already uses this address",
+                    l.listen
+                ));
+            }
+            if l.listen == self.admin.listen {
+                return Err(format!(
+                    "{at}.listen = \"{}\": the same address as admin.listen",
+                    l.listen
+                ));
+            }
+            parse_host_port(&l.backend).map_err(|why| {
+                format!(
+                    "{at}.backend = {:?}: {why}; expected \"host:port\", e.g. \"127.0.0.1:5432\"",
+                    l.backend
+                )
+            })?;
+        }
+        if self.limits.max_message_bytes < MIN_MAX_MESSAGE_BYTES {
+            return Err(format!(
+                "limits.max_message_bytes = {}: expected at least {MIN_MAX_MESSAGE_BYTES}",
+                self.limits.max_message_bytes
+            ));
+        }
+        if self.limits.max_message_bytes > 1 << 30 {
+            return Err(format!(
+                "limits.max_message_bytes = {}: expected at most 1073741824 (PostgreSQL's own limit)",
+                self.limits.max_message_bytes
+            ));
+        }
+        if self.limits.max_connections == 0 {
+            return Err("limits.max_connections = 0: expected at least 1".into());
+        }
+        if self.limits.startup_timeout.is_zero() {
+            return Err("limits.startup_timeout must be greater than zero".into());
+        }
+        if self.limits.backend_connect_timeout.is_zero() {
+            return Err("limits.backend_connect_timeout must be greater than zero".into());
+        }
+        self.audit.validate()?;
+        Ok(())
+    }
+
+    /// Directory the audit log goes to, resolved against `base` when relative.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        if self.audit.dir.is_relative() {
+            self.audit.dir = base.join(&self.audit.dir);
+        }
+    }
+}
+
+/// Splits `host:port` (IPv6 in brackets) without resolving it.
+pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| "missing ':port'".to_string())?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("port {port:?} is not a number from 1 to 65535"))?;
+    if port == 0 {
+        return Err("port 0 is not a valid backend port".into());
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err("missing host".into());
+    }
+    Ok((host.to_string(), port))
+}
+
+/// Turns a toml/serde error into one line naming the key and line, plus the
+/// offending source line, so the reader sees what to fix.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let mut msg = e.message().trim().to_string();
+    if let Some(span) = e.span() {
+        let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
+        let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+        msg = format!("line {line_no}: {msg}\n    {line}");
+    }
+    msg
+}
+
+/// The config path used when none is given: `danxia.toml` in the working
+/// directory (what `cargo run --release` at the repository root expects).
+pub fn default_path() -> PathBuf {
+    PathBuf::from("danxia.toml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("t.toml")).map_err(|e| e.to_string())
+    }
+
+    const MINIMAL: &str = r#"
+[[listener]]
+name = "pg"
+protocol = "postgres"
+listen = "127.0.0.1:6543"
+backend = "127.0.0.1:5432"
+"#;
+
+    #[test]
+    fn shipped_config_is_valid() {
+        let text = include_str!("../../danxia.toml");
+        let c = parse(text).expect("shipped danxia.toml must be valid");
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.listeners[0].listen.port(), 6543);
+        assert_eq!(c.admin.listen.port(), 9898);
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.limits.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
+        assert_eq!(c.admin.listen, default_admin_listen());
+    }
+
+    #[test]
+    fn errors_name_the_key_and_what_is_expected() {
+        let cases: &[(&str, &str)] = &[
+            ("[admin]\nlisten = \"nope\"\n", "line 2"),
+            ("[admin]\nlisen = \"127.0.0.1:1\"\n", "lisen"),
+            ("[limits]\nmax_message_bytes = 10\n", "limits.max_message_bytes"),
+            ("[limits]\nshutdown_grace = \"soon\"\n", "line 2"),
+            ("", "no [[listener]]"),
+        ];
+        for (extra, want) in cases {
+            let text = if extra.is_empty() {
+                String::new()
+            } else {
+                format!("{extra}{MINIMAL}")
+            };
+            let err = parse(&text).expect_err(extra);
+            assert!(err.contains(want), "{extra:?}: {err:?} lacks {want:?}");
+            assert!(err.contains("t.toml"), "{err:?} must name the file");
+        }
+    }
+
+    #[test]
+    fn listener_validation() {
+        let bad_backend = MINIMAL.replace("127.0.0.1:5432", "localhost");
+        assert!(parse(&bad_backend).unwrap_err().contains("listener[0].backend"));
+        let dup = format!("{MINIMAL}{}", MINIMAL.replace("6543", "6544"));
+        assert!(parse(&dup).unwrap_err().contains("duplicate listener name"));
+        let bad_name = MINIMAL.replace("name = \"pg\"", "name = \"p g\"");
+        assert!(parse(&bad_name).unwrap_err().contains("listener[0].name"));
+    }
+
+    #[test]
+    fn host_port_parsing() {
+        assert_eq!(
+            parse_host_port("db.example:5432").unwrap(),
+            ("db.example".into(), 5432)
+        );
+        assert_eq!(parse_host_port("[::1]:5432").unwrap(), ("::1".into(), 5432));
+        assert!(parse_host_port("db").is_err());
+        assert!(parse_host_port("db:0").is_err());
+        assert!(parse_host_port(":5432").is_err());
+    }
+}

@@ -1,0 +1,57 @@
+//! The proxy crate's error types. Configuration errors carry the file and
+//! say what to change; session errors say which peer misbehaved and how, so
+//! that the log line, the metric kind and the client's error agree.
+
+use std::path::PathBuf;
+
+use danxia_protocols::ProtocolError;
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Why a session ended abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("client protocol error: {0}")]
+    ClientProtocol(#[from] ProtocolError),
+    #[error("backend protocol error: {0}")]
+    BackendProtocol(ProtocolError),
+    #[error("client I/O: {0}")]
+    ClientIo(std::io::Error),
+    #[error("backend I/O: {0}")]
+    BackendIo(std::io::Error),
+    #[error("cannot connect to backend {addr}: {reason}")]
+    BackendConnect { addr: String, reason: String },
+    #[error("startup not completed within {0:?}")]
+    StartupTimeout(std::time::Duration),
+    #[error("client closed the connection during startup")]
+    ClientGone,
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl SessionError {
+    /// The bounded label used in `danxia_protocol_errors_total{kind}`.
+    pub fn protocol_kind(&self) -> Option<&'static str> {
+        match self {
+            SessionError::ClientProtocol(e) | SessionError::BackendProtocol(e) => Some(match e {
+                ProtocolError::MessageTooLarge { .. } => "message_too_large",
+                ProtocolError::UnsupportedProtocol { .. } => "unsupported_protocol",
+                _ => "malformed",
+            }),
+            SessionError::StartupTimeout(_) => Some("startup_timeout"),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The danxia proxy as a library: configuration, listeners, sessions,
+//! audit, metrics and the admin endpoint. The `danxia` binary (`main.rs`)
+//! is a thin command-line edge over it; keeping the logic in a library lets
+//! tests and benchmarks drive the same code.
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod analysis;
+pub mod audit;
+pub mod config;
+pub mod error;
+pub mod listener;
+pub mod metrics;
+pub mod pg;
+pub mod server;

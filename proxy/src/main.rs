@@ -1,0 +1,128 @@
+//! `danxia` — database firewall and API data-sharing risk monitor.
+//!
+//! This file is the binary's edge: command-line parsing, logging set-up,
+//! the tokio runtime, and exit codes (0 ok, 1 failure or tampered audit,
+//! 2 unusable configuration or usage). Everything else lives in modules.
+
+#![forbid(unsafe_code)]
+
+use danxia::{audit, config, server};
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "danxia",
+    version,
+    about = "danxia: database firewall and API data-sharing risk monitor",
+    long_about = "danxia is an inline, protocol-aware proxy in front of PostgreSQL. It forwards \
+every statement, audits each one into a hash-chained JSON Lines log, and exports Prometheus \
+metrics.\n\nWith no command it runs with ./danxia.toml, as `danxia run` does.",
+    after_help = "Examples:\n  danxia run --config /etc/danxia/danxia.toml\n  danxia audit verify var/audit\n\nLogging: set DANXIA_LOG (e.g. DANXIA_LOG=debug), default info; DANXIA_LOG_FORMAT=json for JSON logs."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy (the default command).
+    Run {
+        /// Configuration file.
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
+    },
+    /// Work with the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain of an audit directory: reports the first record
+    /// that was altered, removed or reordered. Exit 0 intact, 1 tampered.
+    Verify {
+        /// The audit directory (audit.dir in the config).
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command.unwrap_or(Command::Run {
+        config: config::default_path(),
+    }) {
+        Command::Run { config } => run(config),
+        Command::Audit {
+            command: AuditCommand::Verify { dir },
+        } => verify(dir),
+    }
+}
+
+fn run(path: PathBuf) -> ExitCode {
+    let mut cfg = match config::Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("danxia: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let base = std::env::current_dir().unwrap_or_default();
+    cfg.resolve_paths(&base);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("danxia-worker")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("danxia: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(server::run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("danxia: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn verify(dir: PathBuf) -> ExitCode {
+    match audit::verify_dir(&dir) {
+        Ok(report) => {
+            println!("{report}");
+            if report.problem.is_none() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("danxia: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("DANXIA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if std::env::var("DANXIA_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

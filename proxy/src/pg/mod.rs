@@ -1,0 +1,7 @@
+//! The PostgreSQL listener's session logic: startup and authentication
+//! relay, the steady-state relay, statement tracking, and cancel-key
+//! mapping. Wire decoding itself lives in `danxia-protocols`.
+
+pub mod cancel;
+pub mod session;
+pub mod tracker;

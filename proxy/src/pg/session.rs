@@ -1,0 +1,994 @@
+//! One PostgreSQL client session: startup (SSL/GSS refusal, cancel routing,
+//! authentication relay, key substitution), then the steady-state relay in
+//! both directions, then a clean end (audit, cancel of an orphaned query,
+//! FATAL to the client where the protocol allows one).
+//!
+//! The relay forwards the client's and the backend's original bytes in the
+//! batches they were read in; it decodes only the messages it must see
+//! (statements, completions, errors, ReadyForQuery) and streams the rest,
+//! so that no result is ever buffered whole. Statement tracking lives in
+//! `tracker.rs`; this file owns sockets, buffers and the session lifecycle.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use danxia_detectors::{Dialect, LexOptions};
+use danxia_protocols::pg::backend::{self as be, sqlstate, Authentication, BackendKeyData};
+use danxia_protocols::pg::frame::{check_startup, parse_header, HEADER_LEN, MAX_STARTUP_PACKET};
+use danxia_protocols::pg::frontend::{self as fe};
+use danxia_protocols::pg::startup::{decode_startup, encode_cancel, StartupPacket};
+use danxia_protocols::ProtocolError;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::cancel::{CancelTarget, Registration};
+use super::tracker::{Identity, Pending, Tracker};
+use crate::audit::{AuditEvent, EventKind, Outcome};
+use crate::error::SessionError;
+use crate::listener::ListenerCtx;
+
+/// Read buffer growth step. 16 KiB matches typical socket reads on loopback
+/// and keeps an idle session's footprint small.
+const READ_CHUNK: usize = 16 * 1024;
+/// Backend messages the proxy decodes (never DataRow/CopyData, which are
+/// streamed) are small; anything bigger than this is a broken backend.
+const MAX_INSPECTED_BACKEND_MESSAGE: usize = 16 * 1024 * 1024;
+/// Statements in flight (sent to the backend, not yet answered) before the
+/// client side waits: bounds the tracker's memory under deep pipelining.
+const MAX_IN_FLIGHT: usize = 8192;
+/// How long the proxy tries to deliver its own last words (a FATAL error,
+/// a Terminate) to a peer that may be gone.
+const FAREWELL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest buffer kept across an idle period; larger ones are released.
+const MAX_RETAINED_BUFFER: usize = 256 * 1024;
+
+/// Runs one client connection to completion. Never panics on peer input;
+/// every way out is audited and counted.
+pub async fn run(ctx: &Arc<ListenerCtx>, client: TcpStream, peer: SocketAddr, id: Arc<str>) {
+    let mut s = Session {
+        ctx: ctx.clone(),
+        ident: Identity {
+            session: id,
+            listener: ctx.name.clone(),
+            client: Arc::from(peer.to_string()),
+            user: None,
+            database: None,
+            application: None,
+        },
+        started: Instant::now(),
+    };
+    let mut client = client;
+    let startup = tokio::time::timeout(ctx.limits.startup_timeout, s.startup(&mut client)).await;
+    let started = match startup {
+        Ok(Ok(Some(x))) => x,
+        Ok(Ok(None)) => return, // SSL probe, cancel request, or client gone: nothing to audit
+        Ok(Err(e)) => {
+            s.fail_startup(&mut client, e).await;
+            return;
+        }
+        Err(_) => {
+            s.fail_startup(&mut client, SessionError::StartupTimeout(ctx.limits.startup_timeout))
+                .await;
+            return;
+        }
+    };
+    s.relay(client, started).await;
+}
+
+/// Sends the FATAL "too many connections" answer PostgreSQL itself gives.
+pub async fn refuse_too_many(mut stream: TcpStream) {
+    let mut out = BytesMut::new();
+    be::encode_error_response(
+        &mut out,
+        "FATAL",
+        sqlstate::TOO_MANY_CONNECTIONS,
+        "danxia: too many client connections (limits.max_connections reached)",
+        None,
+    );
+    let _ = tokio::time::timeout(FAREWELL_TIMEOUT, stream.write_all(&out)).await;
+}
+
+struct Session {
+    ctx: Arc<ListenerCtx>,
+    ident: Identity,
+    started: Instant,
+}
+
+/// What startup hands to the relay.
+struct Started {
+    backend: TcpStream,
+    /// Bytes read from the client beyond the startup messages (pipelined
+    /// queries sent before ReadyForQuery).
+    client_buf: BytesMut,
+    backend_buf: BytesMut,
+    registration: Option<Registration>,
+    lex: LexOptions,
+}
+
+impl Session {
+    /// Startup phase. `Ok(None)` when the connection legitimately ends here.
+    async fn startup(&mut self, client: &mut TcpStream) -> Result<Option<Started>, SessionError> {
+        let ctx = self.ctx.clone();
+        let mut cbuf = BytesMut::with_capacity(1024);
+        // 1. SSLRequest / GSSENCRequest / CancelRequest / StartupMessage.
+        let packet = loop {
+            let total = loop {
+                if let Some(n) = check_startup(&cbuf, MAX_STARTUP_PACKET)? {
+                    break n;
+                }
+                if read_some(client, &mut cbuf).await.map_err(SessionError::ClientIo)? == 0 {
+                    return if cbuf.is_empty() {
+                        Ok(None)
+                    } else {
+                        Err(SessionError::ClientGone)
+                    };
+                }
+            };
+            let packet = cbuf.split_to(total);
+            match decode_startup(&packet)? {
+                StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
+                    // TLS and GSS encryption are not offered (yet): 'N' makes
+                    // clients continue in plaintext or give up, as they would
+                    // with a server built without them.
+                    if !cbuf.is_empty() {
+                        // Bytes after an SSLRequest before our answer can only
+                        // be an attempt to inject into the TLS handshake.
+                        return Err(SessionError::ClientProtocol(ProtocolError::Malformed {
+                            message: "SSLRequest",
+                            reason: "unexpected data after the request",
+                        }));
+                    }
+                    client
+                        .write_all(&[be::NOT_SUPPORTED])
+                        .await
+                        .map_err(SessionError::ClientIo)?;
+                }
+                StartupPacket::Cancel {
+                    process_id,
+                    secret_key,
+                } => {
+                    self.forward_cancel(process_id, secret_key).await;
+                    return Ok(None);
+                }
+                StartupPacket::Startup { .. } => break packet,
+            }
+        };
+        let StartupPacket::Startup { params, .. } = decode_startup(&packet)? else {
+            return Err(SessionError::Refused("unexpected startup packet".into()));
+        };
+        let mut user = None;
+        let mut database = None;
+        let mut application = None;
+        for (k, v) in &params {
+            match *k {
+                "user" => user = Some(Arc::<str>::from(*v)),
+                "database" => database = Some(Arc::<str>::from(*v)),
+                "application_name" => application = Some(Arc::<str>::from(*v)),
+                "replication" if *v != "false" && *v != "off" && *v != "0" && *v != "no" => {
+                    return Err(SessionError::Refused(
+                        "replication connections are not supported through danxia; connect replication clients to the server directly".into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let user = user.ok_or_else(|| {
+            SessionError::ClientProtocol(ProtocolError::Malformed {
+                message: "StartupMessage",
+                reason: "no user name specified",
+            })
+        })?;
+        self.ident.database = Some(database.unwrap_or_else(|| user.clone()));
+        self.ident.user = Some(user);
+        self.ident.application = application;
+        drop(params);
+
+        // 2. Backend connection; the client's startup packet goes through as sent.
+        let mut backend = self.connect_backend().await?;
+        backend
+            .write_all(&packet)
+            .await
+            .map_err(SessionError::BackendIo)?;
+        ctx.metrics.backend_out.increment(packet.len() as u64);
+
+        // 3. Authentication relay until ReadyForQuery.
+        let mut bbuf = BytesMut::with_capacity(READ_CHUNK);
+        let mut out = BytesMut::with_capacity(1024);
+        let mut registration = None;
+        let mut lex = LexOptions {
+            dialect: Dialect::Postgres,
+            standard_conforming_strings: true,
+        };
+        let mut authenticated = false;
+        loop {
+            let (tag, total) = read_backend_message(&mut backend, &mut bbuf).await?;
+            let body = &bbuf[HEADER_LEN..total];
+            match tag {
+                be::tag::AUTHENTICATION => {
+                    let auth = be::decode_authentication(body).map_err(SessionError::BackendProtocol)?;
+                    let needs_answer = match auth {
+                        Authentication::Ok => {
+                            authenticated = true;
+                            false
+                        }
+                        Authentication::CleartextPassword
+                        | Authentication::Md5Password { .. }
+                        | Authentication::Sasl { .. }
+                        | Authentication::SaslContinue => true,
+                        Authentication::SaslFinal => false,
+                        // GSS (7), GSS continue (8), SSPI (9) also expect answers.
+                        Authentication::Other(7..=9) => true,
+                        Authentication::Other(_) => false,
+                    };
+                    out.extend_from_slice(&bbuf[..total]);
+                    bbuf.advance(total);
+                    flush_to(client, &mut out).await.map_err(SessionError::ClientIo)?;
+                    if needs_answer {
+                        let answer = read_client_message(client, &mut cbuf, ctx.limits.max_message_bytes as usize).await?;
+                        if cbuf[0] != fe::tag::PASSWORD {
+                            return Err(SessionError::ClientProtocol(ProtocolError::Malformed {
+                                message: "authentication",
+                                reason: "expected a password message",
+                            }));
+                        }
+                        backend
+                            .write_all(&cbuf[..answer])
+                            .await
+                            .map_err(SessionError::BackendIo)?;
+                        cbuf.advance(answer);
+                    }
+                    continue;
+                }
+                be::tag::ERROR_RESPONSE => {
+                    let fields = be::decode_error_fields(body).map_err(SessionError::BackendProtocol)?;
+                    let code = fields.code.unwrap_or("").to_string();
+                    let message = fields.message.unwrap_or("").to_string();
+                    out.extend_from_slice(&bbuf[..total]);
+                    let _ = flush_to(client, &mut out).await;
+                    let kind = if !authenticated || code.starts_with("28") {
+                        ctx.metrics.auth_failures.increment(1);
+                        EventKind::AuthFailure
+                    } else {
+                        EventKind::SessionEnd
+                    };
+                    let mut ev = self.session_event(kind);
+                    ev.outcome = Some(Outcome::Error);
+                    ev.sqlstate = Some(code);
+                    ev.error = Some(message);
+                    ev.detail = Some("backend refused the session during startup".into());
+                    self.audit(ev).await;
+                    return Ok(None);
+                }
+                be::tag::BACKEND_KEY_DATA => {
+                    let key = be::decode_backend_key_data(body).map_err(SessionError::BackendProtocol)?;
+                    let reg = ctx.cancels.register(CancelTarget {
+                        backend_addr: ctx.config.backend.clone(),
+                        backend_key: key,
+                    });
+                    be::encode_backend_key_data(&mut out, reg.key);
+                    registration = Some(reg);
+                    bbuf.advance(total);
+                    continue;
+                }
+                be::tag::PARAMETER_STATUS => {
+                    if let Ok(("standard_conforming_strings", v)) = be::decode_parameter_status(body) {
+                        lex.standard_conforming_strings = v == "on";
+                    }
+                }
+                be::tag::READY_FOR_QUERY => {
+                    out.extend_from_slice(&bbuf[..total]);
+                    bbuf.advance(total);
+                    flush_to(client, &mut out).await.map_err(SessionError::ClientIo)?;
+                    break;
+                }
+                _ => {}
+            }
+            out.extend_from_slice(&bbuf[..total]);
+            bbuf.advance(total);
+        }
+        let ev = self.session_event(EventKind::SessionStart);
+        self.audit(ev).await;
+        debug!(session = %self.ident.session, user = ?self.ident.user, "session started");
+        Ok(Some(Started {
+            backend,
+            client_buf: cbuf,
+            backend_buf: bbuf,
+            registration,
+            lex,
+        }))
+    }
+
+    async fn connect_backend(&self) -> Result<TcpStream, SessionError> {
+        let ctx = &self.ctx;
+        let addr = &ctx.config.backend;
+        let r = tokio::time::timeout(ctx.limits.backend_connect_timeout, TcpStream::connect(addr.as_str())).await;
+        let stream = match r {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                ctx.metrics.backend_connect_failures.increment(1);
+                return Err(SessionError::BackendConnect {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                });
+            }
+            Err(_) => {
+                ctx.metrics.backend_connect_failures.increment(1);
+                return Err(SessionError::BackendConnect {
+                    addr: addr.clone(),
+                    reason: format!("no answer within {:?}", ctx.limits.backend_connect_timeout),
+                });
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    /// A CancelRequest: map the proxy-issued key to the backend's and
+    /// forward it on a fresh backend connection, as PostgreSQL expects.
+    async fn forward_cancel(&self, pid: u32, secret: u32) {
+        let ctx = &self.ctx;
+        let Some(target) = ctx.cancels.lookup(pid, secret) else {
+            ctx.metrics.cancel_unknown.increment(1);
+            debug!(listener = %ctx.name, "cancel request with unknown key ignored");
+            return;
+        };
+        ctx.metrics.cancel_forwarded.increment(1);
+        send_cancel(&target, ctx.limits.backend_connect_timeout).await;
+    }
+
+    /// Ends a session that failed before the relay started: tell the client
+    /// why (FATAL, the SQLSTATE PostgreSQL would use), audit, count.
+    async fn fail_startup(&self, client: &mut TcpStream, e: SessionError) {
+        let ctx = &self.ctx;
+        let (code, message) = match &e {
+            SessionError::ClientProtocol(ProtocolError::UnsupportedProtocol { major, minor }) => (
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                format!("unsupported frontend protocol {major}.{minor}: danxia supports 3.0 to 3.2"),
+            ),
+            SessionError::ClientProtocol(p) => (sqlstate::PROTOCOL_VIOLATION, format!("danxia: invalid startup packet: {p}")),
+            SessionError::BackendConnect { .. } => (
+                sqlstate::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+                format!("danxia: cannot connect to the database server of listener \"{}\"", ctx.name),
+            ),
+            SessionError::StartupTimeout(d) => (
+                sqlstate::PROTOCOL_VIOLATION,
+                format!("danxia: startup not completed within {d:?}"),
+            ),
+            SessionError::Refused(why) => (sqlstate::FEATURE_NOT_SUPPORTED, format!("danxia: {why}")),
+            SessionError::BackendProtocol(_) | SessionError::BackendIo(_) => (
+                sqlstate::CONNECTION_FAILURE,
+                "danxia: the database server closed the connection during startup".to_string(),
+            ),
+            SessionError::ClientIo(_) | SessionError::ClientGone => ("", String::new()),
+        };
+        if let Some(kind) = e.protocol_kind() {
+            ctx.metrics.protocol_error(kind);
+        }
+        match &e {
+            SessionError::ClientIo(_) | SessionError::ClientGone => debug!(session = %self.ident.session, error = %e, "client left during startup"),
+            SessionError::BackendConnect { .. } => warn!(listener = %ctx.name, error = %e, "backend unreachable"),
+            _ => info!(session = %self.ident.session, client = %self.ident.client, error = %e, "session refused during startup"),
+        }
+        if !code.is_empty() {
+            let mut out = BytesMut::new();
+            be::encode_error_response(&mut out, "FATAL", code, &message, None);
+            let _ = tokio::time::timeout(FAREWELL_TIMEOUT, client.write_all(&out)).await;
+        }
+        let kind = if e.protocol_kind().is_some() {
+            EventKind::ProtocolError
+        } else {
+            EventKind::SessionEnd
+        };
+        let mut ev = self.session_event(kind);
+        ev.outcome = Some(Outcome::Refused);
+        if !code.is_empty() {
+            ev.sqlstate = Some(code.to_string());
+        }
+        ev.error = Some(e.to_string());
+        ev.detail = Some("session ended during startup".into());
+        self.audit(ev).await;
+    }
+
+    /// Steady state: both directions until one ends, then the clean end.
+    async fn relay(&mut self, client: TcpStream, st: Started) {
+        let ctx = self.ctx.clone();
+        let (client_r, mut client_w) = client.into_split();
+        let (backend_r, mut backend_w) = st.backend.into_split();
+        let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
+        let copy_in_bytes = AtomicU64::new(0);
+        let scs = AtomicBool::new(st.lex.standard_conforming_strings);
+        let mut up = Upstream {
+            ctx: &ctx,
+            reader: client_r,
+            buf: st.client_buf,
+            passthrough: 0,
+            statements: Default::default(),
+            portals: Default::default(),
+            tx,
+            copy_in_bytes: &copy_in_bytes,
+            scs: &scs,
+        };
+        let mut tracker = Tracker::new(self.ident.clone(), ctx.clone());
+        let mut down = Downstream {
+            ctx: &ctx,
+            reader: backend_r,
+            buf: st.backend_buf,
+            passthrough: 0,
+            rx,
+            copy_in_bytes: &copy_in_bytes,
+            scs: &scs,
+            shutting_down: false,
+        };
+        let end = tokio::select! {
+            r = up.run(&mut backend_w) => End::Client(r),
+            r = down.run(&mut client_w, &mut tracker) => End::Backend(r),
+        };
+        // Statements queued but not yet seen by the tracker.
+        while let Ok(p) = down.rx.try_recv() {
+            tracker.push(p);
+        }
+        let mid_message = down.passthrough > 0;
+        let in_flight = tracker.in_flight();
+        let mut farewell = BytesMut::new();
+        let (reason, aborted_detail): (String, &str) = match &end {
+            End::Client(Ok(ClientEnd::Terminated)) => ("client terminated the session".into(), "client terminated the session"),
+            End::Client(Ok(ClientEnd::Eof)) => ("client closed the connection".into(), "client closed the connection before the result"),
+            End::Client(Err(e)) => {
+                if let Some(kind) = e.protocol_kind() {
+                    ctx.metrics.protocol_error(kind);
+                    let mut ev = self.session_event(EventKind::ProtocolError);
+                    ev.outcome = Some(Outcome::Refused);
+                    ev.sqlstate = Some(sqlstate::PROTOCOL_VIOLATION.into());
+                    ev.error = Some(e.to_string());
+                    tracker.record(ev);
+                    if !mid_message {
+                        be::encode_error_response(
+                            &mut farewell,
+                            "FATAL",
+                            if matches!(e, SessionError::ClientProtocol(ProtocolError::MessageTooLarge { .. })) {
+                                sqlstate::PROGRAM_LIMIT_EXCEEDED
+                            } else {
+                                sqlstate::PROTOCOL_VIOLATION
+                            },
+                            &format!("danxia: {e}"),
+                            None,
+                        );
+                    }
+                    info!(session = %self.ident.session, client = %self.ident.client, error = %e, "session ended: client protocol error");
+                }
+                (e.to_string(), "session ended by a client error")
+            }
+            End::Backend(Ok(BackendEnd::Closed { fatal_seen })) => {
+                if !fatal_seen && !mid_message {
+                    be::encode_error_response(
+                        &mut farewell,
+                        "FATAL",
+                        sqlstate::CONNECTION_FAILURE,
+                        "danxia: the database server closed the connection unexpectedly",
+                        None,
+                    );
+                }
+                ("backend closed the connection".into(), "backend closed the connection")
+            }
+            End::Backend(Ok(BackendEnd::Shutdown { forced })) => {
+                if !mid_message {
+                    be::encode_error_response(
+                        &mut farewell,
+                        "FATAL",
+                        sqlstate::ADMIN_SHUTDOWN,
+                        "terminating connection because danxia is shutting down",
+                        None,
+                    );
+                }
+                if *forced {
+                    ("shutdown grace period expired".into(), "shutdown grace period expired")
+                } else {
+                    ("danxia shutdown".into(), "danxia shutdown")
+                }
+            }
+            End::Backend(Err(e)) => {
+                if let Some(kind) = e.protocol_kind() {
+                    ctx.metrics.protocol_error(kind);
+                }
+                warn!(session = %self.ident.session, error = %e, "session ended: backend error");
+                if !mid_message {
+                    be::encode_error_response(
+                        &mut farewell,
+                        "FATAL",
+                        sqlstate::CONNECTION_FAILURE,
+                        "danxia: lost the connection to the database server",
+                        None,
+                    );
+                }
+                (e.to_string(), "backend connection failed")
+            }
+        };
+        // A query still running for a client that is gone (or that we are
+        // ending) is cancelled, not left to run on.
+        let client_gone = !matches!(end, End::Client(Ok(ClientEnd::Terminated)));
+        if in_flight > 0 && client_gone {
+            if let Some(reg) = &st.registration {
+                if let Some(t) = ctx.cancels.lookup(reg.key.process_id, reg.key.secret_key) {
+                    send_cancel(&t, ctx.limits.backend_connect_timeout).await;
+                }
+            }
+        }
+        tracker.abort_all(aborted_detail);
+        if !farewell.is_empty() {
+            let _ = tokio::time::timeout(FAREWELL_TIMEOUT, client_w.write_all(&farewell)).await;
+        }
+        if !matches!(end, End::Client(Ok(ClientEnd::Terminated))) {
+            let mut x = BytesMut::new();
+            fe::encode_terminate(&mut x);
+            let _ = tokio::time::timeout(FAREWELL_TIMEOUT, backend_w.write_all(&x)).await;
+        }
+        let _ = client_w.shutdown().await;
+        let _ = backend_w.shutdown().await;
+        let mut ev = self.session_event(EventKind::SessionEnd);
+        ev.outcome = Some(match &end {
+            End::Client(Ok(_)) | End::Backend(Ok(BackendEnd::Shutdown { forced: false })) => Outcome::Ok,
+            _ => Outcome::Aborted,
+        });
+        ev.duration_us = Some(self.started.elapsed().as_micros() as u64);
+        ev.detail = Some(reason);
+        tracker.record(ev);
+        tracker.flush().await;
+        drop(st.registration);
+    }
+
+    fn session_event(&self, kind: EventKind) -> AuditEvent {
+        self.ident.event(kind)
+    }
+
+    async fn audit(&self, ev: AuditEvent) {
+        if let Err(e) = self.ctx.auditor.record(ev).await {
+            debug!(error = %e, "audit record failed");
+        }
+    }
+}
+
+enum End {
+    Client(Result<ClientEnd, SessionError>),
+    Backend(Result<BackendEnd, SessionError>),
+}
+
+enum ClientEnd {
+    Terminated,
+    Eof,
+}
+
+enum BackendEnd {
+    Closed { fatal_seen: bool },
+    Shutdown { forced: bool },
+}
+
+/// Client → backend.
+struct Upstream<'a> {
+    ctx: &'a ListenerCtx,
+    reader: OwnedReadHalf,
+    buf: BytesMut,
+    /// Body bytes of a streamed message (CopyData) still to forward.
+    passthrough: usize,
+    /// Prepared statements by name ("" = unnamed), for Bind → Execute.
+    statements: std::collections::HashMap<Box<str>, Arc<crate::analysis::Statement>>,
+    /// Portals by name → the statement they were bound from.
+    portals: std::collections::HashMap<Box<str>, Option<Arc<crate::analysis::Statement>>>,
+    tx: mpsc::Sender<Pending>,
+    copy_in_bytes: &'a AtomicU64,
+    scs: &'a AtomicBool,
+}
+
+/// Named prepared statements tracked per session before tracking stops
+/// (the statements still run; their audit events then lack the text).
+const MAX_TRACKED_STATEMENTS: usize = 10_000;
+
+impl Upstream<'_> {
+    async fn run(&mut self, backend: &mut OwnedWriteHalf) -> Result<ClientEnd, SessionError> {
+        let max = self.ctx.limits.max_message_bytes as usize;
+        loop {
+            // Process what is buffered (startup may have left some).
+            let mut pos = 0;
+            let mut terminated = false;
+            if self.passthrough > 0 {
+                let n = self.passthrough.min(self.buf.len());
+                self.passthrough -= n;
+                self.copy_in_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                pos = n;
+            }
+            if self.passthrough == 0 {
+                while let Some(h) = parse_header(&self.buf[pos..], max)? {
+                    let total = h.total_len();
+                    let avail = self.buf.len() - pos;
+                    if avail < total {
+                        if h.tag == fe::tag::COPY_DATA {
+                            // Stream COPY data: never hold a whole chunk.
+                            self.copy_in_bytes.fetch_add(avail as u64, Ordering::Relaxed);
+                            self.passthrough = total - avail;
+                            pos = self.buf.len();
+                        } else {
+                            self.buf.reserve(total - avail);
+                        }
+                        break;
+                    }
+                    let body_start = pos + HEADER_LEN;
+                    let body_end = pos + total;
+                    let received = Instant::now();
+                    match h.tag {
+                        fe::tag::QUERY => {
+                            let sql = query_text(&self.buf[body_start..body_end], "Query")?;
+                            let stmts = self.ctx.analyzer.statements(&sql, self.lex());
+                            self.send(Pending::query(stmts, received, total as u64)).await;
+                        }
+                        fe::tag::PARSE => {
+                            let body = &self.buf[body_start..body_end];
+                            let p = parse_fields(body)?;
+                            let stmt = Arc::new(crate::analysis::Statement {
+                                facts: self.ctx.analyzer.facts(p.1.as_ref(), self.lex()),
+                                text: Arc::from(p.1.as_ref()),
+                            });
+                            if p.0.is_empty() || self.statements.len() < MAX_TRACKED_STATEMENTS || self.statements.contains_key(p.0.as_str()) {
+                                self.statements.insert(p.0.into_boxed_str(), stmt.clone());
+                            }
+                            self.send(Pending::Parse { stmt, started: received }).await;
+                        }
+                        fe::tag::BIND => {
+                            let (portal, statement) = fe::decode_bind_names(&self.buf[body_start..body_end])?;
+                            let stmt = self.statements.get(statement).cloned();
+                            if portal.is_empty() || self.portals.len() < MAX_TRACKED_STATEMENTS || self.portals.contains_key(portal) {
+                                self.portals.insert(portal.into(), stmt);
+                            }
+                        }
+                        fe::tag::EXECUTE => {
+                            let ex = fe::decode_execute(&self.buf[body_start..body_end])?;
+                            let stmt = self.portals.get(ex.portal).cloned().flatten();
+                            self.send(Pending::Execute { stmt, started: received }).await;
+                        }
+                        fe::tag::CLOSE => {
+                            let c = fe::decode_close(&self.buf[body_start..body_end])?;
+                            match c.target {
+                                fe::Target::Statement => {
+                                    self.statements.remove(c.name);
+                                }
+                                fe::Target::Portal => {
+                                    self.portals.remove(c.name);
+                                }
+                            }
+                        }
+                        fe::tag::SYNC => self.send(Pending::Sync).await,
+                        fe::tag::FUNCTION_CALL => {
+                            let oid = fe::decode_function_call(&self.buf[body_start..body_end])?;
+                            self.send(Pending::FunctionCall { oid, started: received }).await;
+                        }
+                        fe::tag::COPY_DATA => {
+                            self.copy_in_bytes.fetch_add(total as u64, Ordering::Relaxed);
+                        }
+                        fe::tag::TERMINATE => {
+                            terminated = true;
+                        }
+                        _ => {}
+                    }
+                    pos += total;
+                    if terminated {
+                        break;
+                    }
+                }
+            }
+            if pos > 0 {
+                let t0 = Instant::now();
+                backend
+                    .write_all(&self.buf[..pos])
+                    .await
+                    .map_err(SessionError::BackendIo)?;
+                self.ctx.metrics.backend_out.increment(pos as u64);
+                self.ctx.metrics.proxy_added.record(t0.elapsed().as_secs_f64());
+                self.buf.advance(pos);
+            }
+            if terminated {
+                return Ok(ClientEnd::Terminated);
+            }
+            if self.buf.is_empty() && self.buf.capacity() > MAX_RETAINED_BUFFER {
+                self.buf = BytesMut::with_capacity(READ_CHUNK);
+            }
+            let n = read_some(&mut self.reader, &mut self.buf)
+                .await
+                .map_err(SessionError::ClientIo)?;
+            if n == 0 {
+                return Ok(ClientEnd::Eof);
+            }
+            self.ctx.metrics.client_in.increment(n as u64);
+        }
+    }
+
+    fn lex(&self) -> LexOptions {
+        LexOptions {
+            dialect: Dialect::Postgres,
+            standard_conforming_strings: self.scs.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn send(&self, p: Pending) {
+        // The receiver only goes away when the session is ending.
+        let _ = self.tx.send(p).await;
+    }
+}
+
+/// Query text for analysis. PostgreSQL accepts bytes the client encoding
+/// allows; non-UTF-8 text is analysed lossily but still forwarded as sent.
+fn query_text<'b>(body: &'b [u8], what: &'static str) -> Result<std::borrow::Cow<'b, str>, ProtocolError> {
+    match fe::decode_query(body) {
+        Ok(s) => Ok(std::borrow::Cow::Borrowed(s)),
+        Err(ProtocolError::InvalidUtf8 { .. }) => {
+            let end = body.iter().position(|&b| b == 0).ok_or(ProtocolError::Malformed {
+                message: what,
+                reason: "missing NUL terminator",
+            })?;
+            Ok(String::from_utf8_lossy(&body[..end]))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Name and query of a Parse message; non-UTF-8 text is analysed lossily
+/// (the original bytes are still what is forwarded).
+fn parse_fields(body: &[u8]) -> Result<(String, String), ProtocolError> {
+    match fe::decode_parse(body) {
+        Ok(p) => Ok((p.name.to_string(), p.query.to_string())),
+        Err(ProtocolError::InvalidUtf8 { .. }) => lossy_parse(body).ok_or(ProtocolError::Malformed {
+            message: "Parse",
+            reason: "missing NUL terminator",
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+fn lossy_parse(body: &[u8]) -> Option<(String, String)> {
+    let n = body.iter().position(|&b| b == 0)?;
+    let rest = &body[n + 1..];
+    let q = rest.iter().position(|&b| b == 0)?;
+    Some((
+        String::from_utf8_lossy(&body[..n]).into_owned(),
+        String::from_utf8_lossy(&rest[..q]).into_owned(),
+    ))
+}
+
+/// Backend → client.
+struct Downstream<'a> {
+    ctx: &'a ListenerCtx,
+    reader: OwnedReadHalf,
+    buf: BytesMut,
+    /// Body bytes of a streamed message (DataRow, CopyData, …) still to
+    /// forward; non-zero means the client stream is mid-message.
+    passthrough: usize,
+    rx: mpsc::Receiver<Pending>,
+    copy_in_bytes: &'a AtomicU64,
+    scs: &'a AtomicBool,
+    shutting_down: bool,
+}
+
+impl Downstream<'_> {
+    async fn run(&mut self, client: &mut OwnedWriteHalf, tracker: &mut Tracker) -> Result<BackendEnd, SessionError> {
+        let mut shutdown = self.ctx.shutdown.clone();
+        let mut deadline = None::<tokio::time::Instant>;
+        let mut fatal_seen = false;
+        loop {
+            let n = tokio::select! {
+                biased;
+                r = read_some(&mut self.reader, &mut self.buf) => r.map_err(SessionError::BackendIo)?,
+                p = self.rx.recv(), if tracker.pending_len() < MAX_IN_FLIGHT => {
+                    if let Some(p) = p {
+                        tracker.push(p);
+                    }
+                    continue;
+                }
+                _ = shutdown_signalled(&mut shutdown), if !self.shutting_down => {
+                    self.shutting_down = true;
+                    deadline = Some(tokio::time::Instant::now() + self.ctx.limits.shutdown_grace);
+                    drain(&mut self.rx, tracker);
+                    if tracker.in_flight() == 0 && self.passthrough == 0 {
+                        return Ok(BackendEnd::Shutdown { forced: false });
+                    }
+                    continue;
+                }
+                _ = sleep_until(deadline), if deadline.is_some() => {
+                    return Ok(BackendEnd::Shutdown { forced: true });
+                }
+            };
+            if n == 0 {
+                return Ok(BackendEnd::Closed { fatal_seen });
+            }
+            let t0 = Instant::now();
+            self.ctx.metrics.backend_in.increment(n as u64);
+            drain(&mut self.rx, tracker);
+            let mut pos = 0;
+            if self.passthrough > 0 {
+                let k = self.passthrough.min(self.buf.len());
+                self.passthrough -= k;
+                tracker.bytes_out(k as u64);
+                pos = k;
+            }
+            let mut ready = false;
+            if self.passthrough == 0 {
+                while let Some(h) = parse_header(&self.buf[pos..], usize::MAX).map_err(SessionError::BackendProtocol)? {
+                    let total = h.total_len();
+                    let avail = self.buf.len() - pos;
+                    let inspect = needs_inspection(h.tag);
+                    if avail < total {
+                        if inspect {
+                            if total > MAX_INSPECTED_BACKEND_MESSAGE {
+                                return Err(SessionError::BackendProtocol(ProtocolError::MessageTooLarge {
+                                    len: total,
+                                    max: MAX_INSPECTED_BACKEND_MESSAGE,
+                                }));
+                            }
+                            self.buf.reserve(total - avail);
+                        } else {
+                            tracker.on_streamed(h.tag);
+                            tracker.bytes_out(avail as u64);
+                            self.passthrough = total - avail;
+                            pos = self.buf.len();
+                        }
+                        break;
+                    }
+                    tracker.bytes_out(total as u64);
+                    if inspect {
+                        let body = &self.buf[pos + HEADER_LEN..pos + total];
+                        if h.tag == be::tag::PARAMETER_STATUS {
+                            if let Ok(("standard_conforming_strings", v)) = be::decode_parameter_status(body) {
+                                self.scs.store(v == "on", Ordering::Relaxed);
+                            }
+                        } else {
+                            if h.tag == be::tag::ERROR_RESPONSE && is_fatal(body) {
+                                fatal_seen = true;
+                            }
+                            if h.tag == be::tag::READY_FOR_QUERY {
+                                ready = true;
+                            }
+                            if !tracker.on_message(h.tag, body, || self.copy_in_bytes.swap(0, Ordering::Relaxed)) {
+                                // A completion with nothing pending: the
+                                // Pending is still in the channel.
+                                drain(&mut self.rx, tracker);
+                                tracker.on_message(h.tag, body, || self.copy_in_bytes.swap(0, Ordering::Relaxed));
+                            }
+                        }
+                    } else {
+                        tracker.on_streamed(h.tag);
+                    }
+                    pos += total;
+                }
+            }
+            // Audit first, then deliver: with audit.on_full = "block" a
+            // result is never acknowledged to the client before its event is
+            // queued.
+            tracker.flush().await;
+            if pos > 0 {
+                client.write_all(&self.buf[..pos]).await.map_err(SessionError::ClientIo)?;
+                self.ctx.metrics.client_out.increment(pos as u64);
+                self.buf.advance(pos);
+            }
+            self.ctx.metrics.proxy_added.record(t0.elapsed().as_secs_f64());
+            if self.buf.is_empty() && self.buf.capacity() > MAX_RETAINED_BUFFER {
+                self.buf = BytesMut::with_capacity(READ_CHUNK);
+            }
+            if ready && self.shutting_down && tracker.in_flight() == 0 && self.passthrough == 0 && self.buf.is_empty() {
+                return Ok(BackendEnd::Shutdown { forced: false });
+            }
+        }
+    }
+
+}
+
+/// Moves queued statements from the client side into the tracker.
+fn drain(rx: &mut mpsc::Receiver<Pending>, tracker: &mut Tracker) {
+    while tracker.pending_len() < MAX_IN_FLIGHT {
+        match rx.try_recv() {
+            Ok(p) => tracker.push(p),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Resolves when shutdown has been signalled (the watch guard is dropped
+/// inside, keeping callers' futures `Send`).
+pub async fn shutdown_signalled(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Backend messages the tracker must see whole; everything else streams.
+fn needs_inspection(tag: u8) -> bool {
+    matches!(
+        tag,
+        be::tag::COMMAND_COMPLETE
+            | be::tag::ERROR_RESPONSE
+            | be::tag::READY_FOR_QUERY
+            | be::tag::EMPTY_QUERY_RESPONSE
+            | be::tag::PORTAL_SUSPENDED
+            | be::tag::PARSE_COMPLETE
+            | be::tag::PARAMETER_STATUS
+    )
+}
+
+fn is_fatal(body: &[u8]) -> bool {
+    matches!(
+        be::find_error_field(body, b'V').or_else(|_| be::find_error_field(body, b'S')),
+        Ok(Some(b"FATAL")) | Ok(Some(b"PANIC"))
+    )
+}
+
+/// Reads more bytes into `buf`, growing it by a chunk when it is full.
+async fn read_some<R: AsyncReadExt + Unpin>(r: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(READ_CHUNK);
+    }
+    r.read_buf(buf).await
+}
+
+async fn flush_to(w: &mut TcpStream, out: &mut BytesMut) -> std::io::Result<()> {
+    if !out.is_empty() {
+        w.write_all(out).await?;
+        out.clear();
+    }
+    Ok(())
+}
+
+/// Reads one whole backend message during startup; returns (tag, total).
+async fn read_backend_message(s: &mut TcpStream, buf: &mut BytesMut) -> Result<(u8, usize), SessionError> {
+    loop {
+        if let Some(h) = parse_header(buf, MAX_INSPECTED_BACKEND_MESSAGE).map_err(SessionError::BackendProtocol)? {
+            if buf.len() >= h.total_len() {
+                return Ok((h.tag, h.total_len()));
+            }
+            buf.reserve(h.total_len() - buf.len());
+        }
+        if read_some(s, buf).await.map_err(SessionError::BackendIo)? == 0 {
+            return Err(SessionError::BackendIo(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
+}
+
+/// Reads one whole client message during startup; returns its total length.
+async fn read_client_message(s: &mut TcpStream, buf: &mut BytesMut, max: usize) -> Result<usize, SessionError> {
+    loop {
+        if let Some(h) = parse_header(buf, max)? {
+            if buf.len() >= h.total_len() {
+                return Ok(h.total_len());
+            }
+            buf.reserve(h.total_len() - buf.len());
+        }
+        if read_some(s, buf).await.map_err(SessionError::ClientIo)? == 0 {
+            return Err(SessionError::ClientGone);
+        }
+    }
+}
+
+/// Sends a CancelRequest for `target` on a fresh backend connection.
+pub async fn send_cancel(target: &CancelTarget, timeout: Duration) {
+    let key: BackendKeyData = target.backend_key;
+    let packet = encode_cancel(key.process_id, key.secret_key);
+    let r = tokio::time::timeout(timeout, async {
+        let mut s = TcpStream::connect(target.backend_addr.as_str()).await?;
+        s.write_all(&packet).await?;
+        // PostgreSQL closes the connection after reading the request.
+        let mut b = [0u8; 1];
+        let _ = s.read(&mut b).await;
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+    match r {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "could not forward cancel request"),
+        Err(_) => warn!("cancel request to backend timed out"),
+    }
+}

@@ -1,0 +1,486 @@
+//! Matches the backend's answers to the statements the client sent, so that
+//! each statement gets exactly one audit event with its rows, bytes,
+//! duration and outcome. Owns the in-flight queue of one session; knows
+//! nothing of sockets.
+//!
+//! PostgreSQL answers strictly in order. A simple Query is done at
+//! ReadyForQuery and yields one CommandComplete (or EmptyQueryResponse, or
+//! one ErrorResponse that ends the rest) per statement. In the extended
+//! protocol each Parse gets ParseComplete, each Execute a CommandComplete,
+//! EmptyQueryResponse or PortalSuspended, and after an error the backend
+//! skips everything up to Sync, which gets ReadyForQuery.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use danxia_detectors::Operation;
+use danxia_protocols::pg::backend::{self as be};
+
+use crate::analysis::Statement;
+use crate::audit::{AuditEvent, EventKind, Outcome, StatementText};
+use crate::listener::ListenerCtx;
+
+/// Who a session is; constant for its life, cloned cheaply into events.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub session: Arc<str>,
+    pub listener: Arc<str>,
+    pub client: Arc<str>,
+    pub user: Option<Arc<str>>,
+    pub database: Option<Arc<str>>,
+    pub application: Option<Arc<str>>,
+}
+
+impl Identity {
+    /// An event of `kind` carrying this identity.
+    pub fn event(&self, kind: EventKind) -> AuditEvent {
+        AuditEvent {
+            kind: Some(kind),
+            session: Some(self.session.clone()),
+            listener: Some(self.listener.clone()),
+            protocol: Some("postgres"),
+            client: Some(self.client.clone()),
+            user: self.user.clone(),
+            database: self.database.clone(),
+            application: self.application.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Something the client sent that the backend will answer.
+#[derive(Debug)]
+pub enum Pending {
+    Query {
+        stmts: VecDeque<Statement>,
+        started: Instant,
+        bytes_in: u64,
+        /// Statements of this Query already completed (for the
+        /// first-statement-gets-the-bytes rule and to know the split held).
+        done: usize,
+        errored: bool,
+        /// When the previous statement of this Query completed: each
+        /// statement's duration runs from there.
+        last: Instant,
+    },
+    Parse {
+        stmt: Arc<Statement>,
+        started: Instant,
+    },
+    Execute {
+        stmt: Option<Arc<Statement>>,
+        started: Instant,
+    },
+    Sync,
+    FunctionCall {
+        oid: u32,
+        started: Instant,
+    },
+}
+
+impl Pending {
+    pub fn query(stmts: Vec<Statement>, started: Instant, bytes_in: u64) -> Self {
+        Pending::Query {
+            stmts: stmts.into(),
+            started,
+            bytes_in,
+            done: 0,
+            errored: false,
+            last: started,
+        }
+    }
+}
+
+/// How a statement ended, as the backend said.
+struct Completion<'a> {
+    outcome: Outcome,
+    rows: Option<u64>,
+    sqlstate: Option<&'a str>,
+    error: Option<&'a str>,
+    detail: Option<&'static str>,
+}
+
+impl Completion<'_> {
+    fn ok(rows: Option<u64>) -> Self {
+        Completion {
+            outcome: Outcome::Ok,
+            rows,
+            sqlstate: None,
+            error: None,
+            detail: None,
+        }
+    }
+
+    fn aborted(detail: &'static str) -> Self {
+        Completion {
+            outcome: Outcome::Aborted,
+            rows: None,
+            sqlstate: None,
+            error: None,
+            detail: Some(detail),
+        }
+    }
+}
+
+/// Longest statement text kept in an audit event; longer text (bulk INSERTs
+/// with megabytes of literals) is cut at a character boundary and marked,
+/// while the fingerprint still covers the whole statement.
+const MAX_AUDITED_STATEMENT_BYTES: usize = 1024 * 1024;
+
+const NOT_EXECUTED: &str = "not executed: an earlier statement in the same request failed";
+
+pub struct Tracker {
+    ident: Identity,
+    ctx: Arc<ListenerCtx>,
+    pending: VecDeque<Pending>,
+    /// DataRows seen since the last completion.
+    rows_seen: u64,
+    /// Bytes sent to the client since the last completion.
+    bytes_out: u64,
+    events: Vec<AuditEvent>,
+    text_mode: StatementText,
+}
+
+impl Tracker {
+    pub fn new(ident: Identity, ctx: Arc<ListenerCtx>) -> Self {
+        let text_mode = ctx.auditor.settings().statement_text;
+        Self {
+            ident,
+            ctx,
+            pending: VecDeque::new(),
+            rows_seen: 0,
+            bytes_out: 0,
+            events: Vec::new(),
+            text_mode,
+        }
+    }
+
+    pub fn push(&mut self, p: Pending) {
+        self.pending.push_back(p);
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Requests the backend has not finished answering.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn bytes_out(&mut self, n: u64) {
+        self.bytes_out += n;
+    }
+
+    /// A message the relay streams without decoding.
+    pub fn on_streamed(&mut self, tag: u8) {
+        if tag == be::tag::DATA_ROW {
+            self.rows_seen += 1;
+        }
+    }
+
+    /// A decoded backend message. Returns false when it completes something
+    /// but nothing is pending (the caller then drains the queue and retries).
+    pub fn on_message(&mut self, tag: u8, body: &[u8], copy_in: impl FnOnce() -> u64) -> bool {
+        match tag {
+            be::tag::COMMAND_COMPLETE => {
+                if self.pending.is_empty() {
+                    return false;
+                }
+                let rows = be::decode_command_complete(body).ok().and_then(|c| c.rows());
+                let copy_bytes = copy_in();
+                self.complete_front(Completion::ok(rows), copy_bytes);
+            }
+            be::tag::EMPTY_QUERY_RESPONSE => {
+                if self.pending.is_empty() {
+                    return false;
+                }
+                // An empty Query has no statements to complete; an Execute
+                // of an empty statement is still a request worth an event.
+                if matches!(self.pending.front(), Some(Pending::Execute { .. })) {
+                    self.complete_front(Completion::ok(None), 0);
+                }
+            }
+            be::tag::PORTAL_SUSPENDED => {
+                if self.pending.is_empty() {
+                    return false;
+                }
+                let mut c = Completion::ok(Some(self.rows_seen));
+                c.detail = Some("portal suspended: more rows remain");
+                self.complete_front(c, 0);
+            }
+            be::tag::ERROR_RESPONSE => {
+                if self.pending.is_empty() {
+                    return false;
+                }
+                let fields = be::decode_error_fields(body).ok();
+                let code = be::find_error_field(body, b'C')
+                    .ok()
+                    .flatten()
+                    .and_then(|c| std::str::from_utf8(c).ok());
+                let message = fields.as_ref().and_then(|f| f.message);
+                let copy_bytes = copy_in();
+                self.complete_front(
+                    Completion {
+                        outcome: Outcome::Error,
+                        rows: None,
+                        sqlstate: code,
+                        error: message,
+                        detail: None,
+                    },
+                    copy_bytes,
+                );
+            }
+            be::tag::PARSE_COMPLETE => {
+                if self.pending.is_empty() {
+                    return false;
+                }
+                if matches!(self.pending.front(), Some(Pending::Parse { .. })) {
+                    self.pending.pop_front();
+                }
+            }
+            be::tag::READY_FOR_QUERY => {
+                if self.pending.is_empty() {
+                    return false;
+                }
+                self.ready();
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// The front request got its completion (or error).
+    fn complete_front(&mut self, c: Completion<'_>, copy_bytes: u64) {
+        let rows_seen = std::mem::take(&mut self.rows_seen);
+        let bytes_out = std::mem::take(&mut self.bytes_out);
+        let is_error = c.outcome == Outcome::Error;
+        let Some(front) = self.pending.front_mut() else {
+            return;
+        };
+        match front {
+            Pending::Query {
+                stmts,
+                bytes_in,
+                done,
+                errored,
+                last,
+                ..
+            } => {
+                let stmt = stmts.pop_front();
+                let started = std::mem::replace(last, Instant::now());
+                let bytes_in = if *done == 0 { *bytes_in } else { 0 } + copy_bytes;
+                *done += 1;
+                if is_error {
+                    *errored = true;
+                    // PostgreSQL skips the rest of a failed Query string.
+                    let rest: Vec<Statement> = stmts.drain(..).collect();
+                    self.emit(stmt.as_ref(), "simple", started, c, rows_seen, bytes_out, bytes_in);
+                    for s in &rest {
+                        self.emit(Some(s), "simple", started, Completion::aborted(NOT_EXECUTED), 0, 0, 0);
+                    }
+                } else {
+                    self.emit(stmt.as_ref(), "simple", started, c, rows_seen, bytes_out, bytes_in);
+                }
+            }
+            Pending::Parse { .. } => {
+                // Only an error completes a Parse here (ParseComplete is
+                // handled separately): the statement never ran.
+                if let Some(Pending::Parse { stmt, started }) = self.pending.pop_front() {
+                    self.emit(Some(&stmt), "extended", started, c, rows_seen, bytes_out, copy_bytes);
+                }
+                if is_error {
+                    self.skip_to_sync();
+                }
+            }
+            Pending::Execute { .. } => {
+                if let Some(Pending::Execute { stmt, started }) = self.pending.pop_front() {
+                    self.emit(stmt.as_deref(), "extended", started, c, rows_seen, bytes_out, copy_bytes);
+                }
+                if is_error {
+                    self.skip_to_sync();
+                }
+            }
+            Pending::FunctionCall { oid, started } => {
+                let (oid, started) = (*oid, *started);
+                let mut ev = self.ident.event(EventKind::Statement);
+                ev.operation = Some(Operation::Call.as_str());
+                ev.protocol_flow = Some("function_call");
+                ev.detail = Some(format!("FunctionCall oid {oid}"));
+                self.finish_event(ev, Operation::Call, started, c, rows_seen, bytes_out, copy_bytes);
+                // Mark it completed; ReadyForQuery pops it.
+                if let Some(Pending::FunctionCall { oid, .. }) = self.pending.front_mut() {
+                    *oid = u32::MAX;
+                }
+            }
+            Pending::Sync => {
+                // An error for a Bind/Describe with no Execute: no statement
+                // ran, nothing to record beyond what the session logs.
+            }
+        }
+    }
+
+    /// After an extended-protocol error the backend ignores everything up
+    /// to Sync: those statements never run.
+    fn skip_to_sync(&mut self) {
+        while matches!(self.pending.front(), Some(Pending::Parse { .. } | Pending::Execute { .. })) {
+            // Skipped Parses are setup, not executions: only the skipped
+            // Executes are worth an event.
+            if let Some(Pending::Execute { stmt, started }) = self.pending.pop_front() {
+                self.emit(stmt.as_deref(), "extended", started, Completion::aborted(NOT_EXECUTED), 0, 0, 0);
+            }
+        }
+    }
+
+    /// ReadyForQuery: the front Query, Sync or FunctionCall is done.
+    fn ready(&mut self) {
+        // Anything before the Sync that never got an answer was skipped.
+        self.skip_to_sync();
+        match self.pending.pop_front() {
+            Some(Pending::Query { stmts, started, .. }) => {
+                for s in &stmts {
+                    self.emit(Some(s), "simple", started, Completion::aborted("no answer from the server for this statement"), 0, 0, 0);
+                }
+            }
+            Some(Pending::FunctionCall { oid, started }) if oid != u32::MAX => {
+                let mut ev = self.ident.event(EventKind::Statement);
+                ev.operation = Some(Operation::Call.as_str());
+                ev.protocol_flow = Some("function_call");
+                ev.detail = Some(format!("FunctionCall oid {oid}"));
+                let (r, b) = (std::mem::take(&mut self.rows_seen), std::mem::take(&mut self.bytes_out));
+                self.finish_event(ev, Operation::Call, started, Completion::ok(None), r, b, 0);
+            }
+            _ => {}
+        }
+    }
+
+    /// Every request still pending will never be answered (session ending).
+    pub fn abort_all(&mut self, detail: &'static str) {
+        while let Some(p) = self.pending.pop_front() {
+            match p {
+                Pending::Query { stmts, started, .. } => {
+                    for s in &stmts {
+                        self.emit(Some(s), "simple", started, Completion::aborted(detail), 0, 0, 0);
+                    }
+                }
+                Pending::Execute { stmt, started } => {
+                    self.emit(stmt.as_deref(), "extended", started, Completion::aborted(detail), 0, 0, 0);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        stmt: Option<&Statement>,
+        flow: &'static str,
+        started: Instant,
+        c: Completion<'_>,
+        rows_seen: u64,
+        bytes_out: u64,
+        bytes_in: u64,
+    ) {
+        let mut ev = self.ident.event(EventKind::Statement);
+        ev.protocol_flow = Some(flow);
+        let op = match stmt {
+            Some(s) => {
+                let f = &s.facts;
+                ev.statement = match self.text_mode {
+                    StatementText::Full => Some(capped(&s.text)),
+                    StatementText::Normalized => Some(capped(&f.normalized)),
+                    StatementText::None => None,
+                };
+                ev.fingerprint = Some(f.fingerprint.to_string());
+                ev.operation = Some(f.operation.as_str());
+                ev.tables = f.tables.clone();
+                ev.parse_error = f.parse_error.clone();
+                f.operation
+            }
+            None => {
+                ev.operation = Some(Operation::Unknown.as_str());
+                ev.detail = Some("statement not tracked (unknown or untracked prepared statement)".into());
+                Operation::Unknown
+            }
+        };
+        self.finish_event(ev, op, started, c, rows_seen, bytes_out, bytes_in);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_event(
+        &mut self,
+        mut ev: AuditEvent,
+        op: Operation,
+        started: Instant,
+        c: Completion<'_>,
+        rows_seen: u64,
+        bytes_out: u64,
+        bytes_in: u64,
+    ) {
+        let elapsed = started.elapsed();
+        ev.rows = c.rows.or(if rows_seen > 0 { Some(rows_seen) } else { None });
+        ev.bytes_out = Some(bytes_out);
+        ev.bytes_in = Some(bytes_in);
+        ev.duration_us = Some(elapsed.as_micros() as u64);
+        ev.outcome = Some(c.outcome);
+        ev.sqlstate = c.sqlstate.map(str::to_string);
+        ev.error = c.error.map(str::to_string);
+        if let Some(d) = c.detail {
+            ev.detail = Some(d.to_string());
+        }
+        let m = &self.ctx.metrics;
+        m.statement(op, c.outcome);
+        if c.outcome != Outcome::Aborted {
+            m.statement_duration.record(elapsed.as_secs_f64());
+        }
+        self.events.push(ev);
+    }
+
+    /// An event built elsewhere in the session (protocol error, session end)
+    /// that must be written in order with the statement events.
+    pub fn record(&mut self, ev: AuditEvent) {
+        self.events.push(ev);
+    }
+
+    /// Hands the collected events to the audit writer (waiting for queue
+    /// space when `audit.on_full = "block"`).
+    pub async fn flush(&mut self) {
+        if self.events.is_empty() {
+            return;
+        }
+        for ev in self.events.drain(..) {
+            if self.ctx.auditor.record(ev).await.is_err() {
+                // The writer counts and logs its own failures.
+            }
+        }
+    }
+}
+
+/// `text`, cut to `MAX_AUDITED_STATEMENT_BYTES` with a marker saying how
+/// much was left out.
+fn capped(text: &str) -> String {
+    if text.len() <= MAX_AUDITED_STATEMENT_BYTES {
+        return text.to_string();
+    }
+    let mut end = MAX_AUDITED_STATEMENT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[{} more bytes not audited]", &text[..end], text.len() - end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_statements_are_capped_at_a_char_boundary() {
+        assert_eq!(capped("select 1"), "select 1");
+        let long = "é".repeat(MAX_AUDITED_STATEMENT_BYTES); // 2 bytes each
+        let c = capped(&long);
+        assert!(c.ends_with(&format!("…[{} more bytes not audited]", MAX_AUDITED_STATEMENT_BYTES)));
+        assert!(c.len() < MAX_AUDITED_STATEMENT_BYTES + 64);
+    }
+}

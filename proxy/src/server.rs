@@ -1,0 +1,110 @@
+//! Process orchestration for `danxia run`: start the audit writer, bind
+//! every listener and the admin endpoint, run until SIGTERM/SIGINT, then
+//! shut down in order — stop accepting, let running statements finish
+//! within `limits.shutdown_grace`, flush the audit log.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::admin::{self, AdminState};
+use crate::analysis::Analyzer;
+use crate::audit;
+use crate::config::Config;
+use crate::listener::{self, ListenerCtx, SessionCounter};
+use crate::metrics::ListenerMetrics;
+use crate::pg::cancel::CancelRegistry;
+
+/// Extra time after the grace period for sessions to write their farewell
+/// and audit events before the process stops waiting for them.
+const SHUTDOWN_SLACK: Duration = Duration::from_secs(3);
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let prometheus = crate::metrics::install().context("installing the metrics recorder")?;
+    let (auditor, audit_task) = audit::start(config.audit.clone())
+        .with_context(|| format!("starting the audit log in {}", config.audit.dir.display()))?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let sessions = Arc::new(SessionCounter::default());
+    let analyzer = Arc::new(Analyzer::new());
+    let cancels = CancelRegistry::new();
+
+    let admin_state = Arc::new(AdminState {
+        prometheus,
+        listeners_bound: false.into(),
+        accepting: true.into(),
+        backends: config
+            .listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.backend.clone()))
+            .collect(),
+        auditor: auditor.clone(),
+    });
+    let admin_listener = admin::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("binding admin.listen = {}", config.admin.listen))?;
+    let mut admin_shutdown = shutdown_rx.clone();
+    let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state.clone(), async move {
+        let _ = admin_shutdown.wait_for(|s| *s).await;
+    }));
+    info!(addr = %config.admin.listen, "admin endpoint listening");
+
+    let mut accept_tasks = Vec::new();
+    for l in &config.listeners {
+        let sock = listener::bind(l.listen)
+            .await
+            .with_context(|| format!("binding listener \"{}\" on {}", l.name, l.listen))?;
+        let ctx = Arc::new(ListenerCtx {
+            config: l.clone(),
+            name: Arc::from(l.name.as_str()),
+            limits: config.limits.clone(),
+            metrics: ListenerMetrics::new(&l.name),
+            auditor: auditor.clone(),
+            analyzer: analyzer.clone(),
+            cancels: cancels.clone(),
+            shutdown: shutdown_rx.clone(),
+            sessions: sessions.clone(),
+        });
+        accept_tasks.push(tokio::spawn(listener::serve(sock, ctx)));
+    }
+    admin_state.listeners_bound.store(true, Ordering::Release);
+    info!(version = env!("CARGO_PKG_VERSION"), "danxia ready");
+
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received: shutting down"),
+        _ = int.recv() => info!("SIGINT received: shutting down"),
+    }
+    admin_state.accepting.store(false, Ordering::Release);
+    let _ = shutdown_tx.send(true);
+    for t in accept_tasks {
+        let _ = t.await;
+    }
+    let grace = config.limits.shutdown_grace + SHUTDOWN_SLACK;
+    let active = sessions.active();
+    if active > 0 {
+        info!(sessions = active, grace = ?config.limits.shutdown_grace, "waiting for running statements");
+    }
+    if tokio::time::timeout(grace, sessions.wait_idle()).await.is_err() {
+        warn!(sessions = sessions.active(), "sessions still open after the grace period; closing them");
+    }
+    let _ = admin_task.await;
+    let stats = tokio::task::spawn_blocking(move || audit_task.shutdown())
+        .await
+        .context("joining the audit writer")?;
+    match stats {
+        Ok(s) => info!(?s, "audit log flushed"),
+        Err(e) => {
+            error!(error = %e, "audit log could not be flushed");
+            return Err(e).context("flushing the audit log");
+        }
+    }
+    info!("danxia stopped");
+    Ok(())
+}
