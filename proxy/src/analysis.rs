@@ -22,6 +22,9 @@ const SHARD_CAPACITY: usize = 4096;
 pub struct Statement {
     pub text: Arc<str>,
     pub facts: Arc<StatementFacts>,
+    /// The statement may change how later text must be lexed
+    /// (`client_encoding`, `standard_conforming_strings`).
+    pub changes_lexing: bool,
 }
 
 /// The shared facts cache of one proxy process.
@@ -52,11 +55,35 @@ impl Analyzer {
     pub fn statements(&self, sql: &str, opts: LexOptions) -> Vec<Statement> {
         split_statements(sql, opts)
             .into_iter()
-            .map(|text| Statement {
-                facts: self.facts(text, opts),
-                text: Arc::from(text),
+            .map(|text| {
+                let facts = self.facts(text, opts);
+                Statement {
+                    changes_lexing: changes_lexing(&facts),
+                    facts,
+                    text: Arc::from(text),
+                }
             })
             .collect()
+    }
+
+    /// A statement the proxy must not split or parse (undecodable encoding,
+    /// lexing settings in flux): kept whole, operation `unknown`, with the
+    /// reason as its parse error. Not cached.
+    pub fn unanalysable(&self, text: &str, reason: &str) -> Statement {
+        self.parse_failures.increment(1);
+        let (fingerprint, normalized) = fingerprint(text, LexOptions::default());
+        Statement {
+            text: Arc::from(text),
+            facts: Arc::new(StatementFacts {
+                operation: danxia_detectors::Operation::Unknown,
+                tables: Vec::new(),
+                functions: Vec::new(),
+                fingerprint,
+                normalized,
+                parse_error: Some(reason.to_string()),
+            }),
+            changes_lexing: false,
+        }
     }
 
     /// Facts of one statement, from the cache when its shape was seen.
@@ -89,6 +116,20 @@ impl Analyzer {
         map.insert(fp.0, facts.clone());
         facts
     }
+}
+
+/// Whether a statement may change a setting that decides how the server
+/// lexes later text: `SET client_encoding`/`SET NAMES`,
+/// `standard_conforming_strings`, `RESET ALL`, `DISCARD ALL`, or
+/// `set_config(...)` called from any statement.
+fn changes_lexing(f: &StatementFacts) -> bool {
+    let n = &f.normalized;
+    let set_like = f.operation == danxia_detectors::Operation::Set
+        && (n.contains("client_encoding")
+            || n.contains("names")
+            || n.contains("standard_conforming_strings")
+            || n.contains(" all"));
+    set_like || f.functions.iter().any(|x| x == "set_config" || x.ends_with(".set_config"))
 }
 
 fn empty_facts(stmt: &str, opts: LexOptions) -> StatementFacts {
@@ -124,8 +165,28 @@ mod tests {
         assert_eq!(s[0].facts.tables, vec!["t".to_string()]);
         assert_eq!(s[1].facts.operation, Operation::Update);
         assert_eq!(&*s[1].text, "update u set x = 2");
+        assert!(!s[0].changes_lexing && !s[1].changes_lexing);
         let again = a.facts("SELECT *  FROM t WHERE id = 42", o);
         assert!(Arc::ptr_eq(&again, &s[0].facts), "same shape must hit the cache");
+    }
+
+    #[test]
+    fn lexing_changes_are_recognised() {
+        let a = Analyzer::new();
+        let o = LexOptions::default();
+        for (sql, want) in [
+            ("SET client_encoding TO 'GBK'", true),
+            ("set names 'SJIS'", true),
+            ("SET standard_conforming_strings = off", true),
+            ("RESET ALL", true),
+            ("DISCARD ALL", true),
+            ("select set_config('client_encoding', 'GBK', false)", true),
+            ("SET search_path TO app", false),
+            ("select 1", false),
+        ] {
+            let s = a.statements(sql, o);
+            assert_eq!(s[0].changes_lexing, want, "{sql}");
+        }
     }
 
     #[test]

@@ -20,9 +20,10 @@ pub const CANCEL_REQUEST_CODE: u32 = 80877102;
 
 /// The only protocol major version this codec speaks.
 const PROTOCOL_MAJOR: u16 = 3;
-/// Highest minor version accepted. Newer clients may ask for 3.2; the server
-/// answers NegotiateProtocolVersion when it speaks less, so the request is
-/// passed on rather than refused here.
+/// Highest minor version whose messages this codec knows (3.2 brings
+/// longer cancel keys). Any 3.x startup is still accepted: the server
+/// answers NegotiateProtocolVersion when it speaks less, exactly as it
+/// does for direct clients, so the request is passed on, not refused.
 pub const MAX_PROTOCOL_MINOR: u16 = 2;
 
 /// SSLRequest and GSSENCRequest are exactly length + code.
@@ -42,7 +43,7 @@ pub enum StartupPacket<'a> {
         process_id: u32,
         secret_key: u32,
     },
-    /// Protocol major must be 3 (minor up to [`MAX_PROTOCOL_MINOR`]); params
+    /// Protocol major must be 3 (any minor; the server negotiates); params
     /// in wire order; the terminating empty name ends the list.
     Startup {
         protocol: u32,
@@ -103,7 +104,7 @@ pub fn decode_startup(packet: &[u8]) -> Result<StartupPacket<'_>, ProtocolError>
         }
         protocol => {
             let (major, minor) = ((protocol >> 16) as u16, protocol as u16);
-            if major != PROTOCOL_MAJOR || minor > MAX_PROTOCOL_MINOR {
+            if major != PROTOCOL_MAJOR {
                 return Err(ProtocolError::UnsupportedProtocol { major, minor });
             }
             Ok(StartupPacket::Startup {
@@ -216,8 +217,12 @@ mod tests {
                 }),
             ),
             (
-                packet(PROTOCOL_3_0 + 3, b"\0"),
-                Err(ProtocolError::UnsupportedProtocol { major: 3, minor: 3 }),
+                // Newer minors are the server's to negotiate down.
+                packet(PROTOCOL_3_0 + 9, b"\0"),
+                Ok(StartupPacket::Startup {
+                    protocol: PROTOCOL_3_0 + 9,
+                    params: vec![],
+                }),
             ),
             (
                 packet(2 << 16, b"\0"),

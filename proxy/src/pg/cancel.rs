@@ -1,10 +1,12 @@
-//! Cancel-key mapping. Clients see a key pair issued by the proxy, never the
-//! backend's: a CancelRequest arrives on a fresh connection, so the proxy
-//! must find which backend (and which backend key) it belongs to. Owns the
-//! registry only; sending the cancel is the session's job.
+//! Cancel-key mapping. Clients see the backend's real process id (so that
+//! `pg_backend_pid()`, NOTIFY payload pids and `PQbackendPID` agree, which
+//! applications rely on to ignore their own notifications) but a secret key
+//! issued by the proxy: the backend's secret never leaves danxia, and a
+//! CancelRequest — which arrives on a fresh connection — is found by the
+//! (pid, secret) pair. Owns the registry only; sending the cancel is the
+//! session's job.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use danxia_protocols::pg::backend::BackendKeyData;
@@ -16,10 +18,12 @@ pub struct CancelTarget {
     pub backend_key: BackendKeyData,
 }
 
+/// Keyed by (process id, proxy-issued secret): process ids of different
+/// backends may collide, the pair does not in practice (and a collision is
+/// re-drawn at registration).
 #[derive(Default)]
 pub struct CancelRegistry {
-    map: Mutex<HashMap<u32, (u32, CancelTarget)>>,
-    next_pid: AtomicU32,
+    map: Mutex<HashMap<(u32, u32), CancelTarget>>,
 }
 
 /// Removes the key when the session ends.
@@ -30,30 +34,27 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        lock(&self.registry.map).remove(&self.key.process_id);
+        lock(&self.registry.map).remove(&(self.key.process_id, self.key.secret_key));
     }
 }
 
 impl CancelRegistry {
     pub fn new() -> Arc<Self> {
-        Arc::new(Self {
-            map: Mutex::new(HashMap::new()),
-            next_pid: AtomicU32::new(random_u32() & 0x3fff_ffff),
-        })
+        Arc::new(Self::default())
     }
 
-    /// Issues a fresh client-visible key for `target`.
+    /// Issues the client-visible key for `target`: the backend's pid with a
+    /// fresh random secret.
     pub fn register(self: &Arc<Self>, target: CancelTarget) -> Registration {
-        let secret = random_u32();
+        let pid = target.backend_key.process_id;
         let mut map = lock(&self.map);
-        let pid = loop {
-            // Positive, non-zero pids: some clients treat the pid as signed.
-            let pid = self.next_pid.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff;
-            if pid != 0 && !map.contains_key(&pid) {
-                break pid;
+        let secret = loop {
+            let s = random_u32();
+            if !map.contains_key(&(pid, s)) {
+                break s;
             }
         };
-        map.insert(pid, (secret, target));
+        map.insert((pid, secret), target);
         Registration {
             registry: self.clone(),
             key: BackendKeyData {
@@ -63,18 +64,9 @@ impl CancelRegistry {
         }
     }
 
-    /// The backend a CancelRequest is for, if the key is live and the secret
-    /// matches.
+    /// The backend a CancelRequest is for, if the key is live.
     pub fn lookup(&self, process_id: u32, secret_key: u32) -> Option<CancelTarget> {
-        let map = lock(&self.map);
-        let (secret, target) = map.get(&process_id)?;
-        // Constant-time compare: the secret is the only thing protecting
-        // other users' sessions from being cancelled.
-        if (secret ^ secret_key) == 0 {
-            Some(target.clone())
-        } else {
-            None
-        }
+        lock(&self.map).get(&(process_id, secret_key)).cloned()
     }
 
     pub fn len(&self) -> usize {
@@ -125,14 +117,19 @@ mod tests {
         let r = CancelRegistry::new();
         let a = r.register(target(100));
         let b = r.register(target(200));
-        assert_ne!(a.key.process_id, b.key.process_id);
+        let c = r.register(target(100)); // same pid on another backend
+        assert_eq!(a.key.process_id, 100, "clients see the real backend pid");
+        assert_ne!(a.key.secret_key, 7, "but never the backend's secret");
+        assert_ne!(a.key.secret_key, c.key.secret_key);
         let t = r.lookup(a.key.process_id, a.key.secret_key).unwrap();
         assert_eq!(t.backend_key.process_id, 100);
+        assert_eq!(t.backend_key.secret_key, 7);
+        assert!(r.lookup(c.key.process_id, c.key.secret_key).is_some());
         assert!(r.lookup(a.key.process_id, a.key.secret_key ^ 1).is_none());
         let pid = b.key.process_id;
         let secret = b.key.secret_key;
         drop(b);
         assert!(r.lookup(pid, secret).is_none());
-        assert_eq!(r.len(), 1);
+        assert_eq!(r.len(), 2);
     }
 }

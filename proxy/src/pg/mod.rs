@@ -3,5 +3,6 @@
 //! mapping. Wire decoding itself lives in `danxia-protocols`.
 
 pub mod cancel;
+pub mod encoding;
 pub mod session;
 pub mod tracker;

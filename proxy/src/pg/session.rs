@@ -10,12 +10,12 @@
 //! `tracker.rs`; this file owns sockets, buffers and the session lifecycle.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use danxia_detectors::{Dialect, LexOptions};
+use danxia_detectors::{Dialect, LexOptions, Operation};
 use danxia_protocols::pg::backend::{self as be, sqlstate, Authentication, BackendKeyData};
 use danxia_protocols::pg::frame::{check_startup, parse_header, HEADER_LEN, MAX_STARTUP_PACKET};
 use danxia_protocols::pg::frontend::{self as fe};
@@ -28,7 +28,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::cancel::{CancelTarget, Registration};
+use super::encoding::{decode, LexState};
 use super::tracker::{Identity, Pending, Tracker};
+use crate::analysis::Statement;
 use crate::audit::{AuditEvent, EventKind, Outcome};
 use crate::error::SessionError;
 use crate::listener::ListenerCtx;
@@ -108,7 +110,7 @@ struct Started {
     client_buf: BytesMut,
     backend_buf: BytesMut,
     registration: Option<Registration>,
-    lex: LexOptions,
+    lex: Arc<LexState>,
 }
 
 impl Session {
@@ -201,10 +203,7 @@ impl Session {
         let mut bbuf = BytesMut::with_capacity(READ_CHUNK);
         let mut out = BytesMut::with_capacity(1024);
         let mut registration = None;
-        let mut lex = LexOptions {
-            dialect: Dialect::Postgres,
-            standard_conforming_strings: true,
-        };
+        let lex = Arc::new(LexState::new(true, Some("UTF8")));
         let mut authenticated = false;
         loop {
             let (tag, total) = read_backend_message(&mut backend, &mut bbuf).await?;
@@ -277,8 +276,8 @@ impl Session {
                     continue;
                 }
                 be::tag::PARAMETER_STATUS => {
-                    if let Ok(("standard_conforming_strings", v)) = be::decode_parameter_status(body) {
-                        lex.standard_conforming_strings = v == "on";
+                    if let Ok((name, value)) = be::decode_parameter_status(body) {
+                        lex.on_parameter(name, value);
                     }
                 }
                 be::tag::READY_FOR_QUERY => {
@@ -349,7 +348,7 @@ impl Session {
         let (code, message) = match &e {
             SessionError::ClientProtocol(ProtocolError::UnsupportedProtocol { major, minor }) => (
                 sqlstate::FEATURE_NOT_SUPPORTED,
-                format!("unsupported frontend protocol {major}.{minor}: danxia supports 3.0 to 3.2"),
+                format!("unsupported frontend protocol {major}.{minor}: danxia supports protocol 3.x"),
             ),
             SessionError::ClientProtocol(p) => (sqlstate::PROTOCOL_VIOLATION, format!("danxia: invalid startup packet: {p}")),
             SessionError::BackendConnect { .. } => (
@@ -401,8 +400,6 @@ impl Session {
         let (client_r, mut client_w) = client.into_split();
         let (backend_r, mut backend_w) = st.backend.into_split();
         let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
-        let copy_in_bytes = AtomicU64::new(0);
-        let scs = AtomicBool::new(st.lex.standard_conforming_strings);
         let mut up = Upstream {
             ctx: &ctx,
             reader: client_r,
@@ -411,18 +408,18 @@ impl Session {
             statements: Default::default(),
             portals: Default::default(),
             tx,
-            copy_in_bytes: &copy_in_bytes,
-            scs: &scs,
+            lex: &st.lex,
+            lexing_touched: false,
+            extended_bytes: 0,
         };
-        let mut tracker = Tracker::new(self.ident.clone(), ctx.clone());
+        let mut tracker = Tracker::new(self.ident.clone(), ctx.clone(), st.lex.clone());
         let mut down = Downstream {
             ctx: &ctx,
             reader: backend_r,
             buf: st.backend_buf,
             passthrough: 0,
             rx,
-            copy_in_bytes: &copy_in_bytes,
-            scs: &scs,
+            lex: &st.lex,
             shutting_down: false,
         };
         let end = tokio::select! {
@@ -451,11 +448,7 @@ impl Session {
                         be::encode_error_response(
                             &mut farewell,
                             "FATAL",
-                            if matches!(e, SessionError::ClientProtocol(ProtocolError::MessageTooLarge { .. })) {
-                                sqlstate::PROGRAM_LIMIT_EXCEEDED
-                            } else {
-                                sqlstate::PROTOCOL_VIOLATION
-                            },
+                            sqlstate::PROTOCOL_VIOLATION,
                             &format!("danxia: {e}"),
                             None,
                         );
@@ -576,12 +569,19 @@ struct Upstream<'a> {
     /// Body bytes of a streamed message (CopyData) still to forward.
     passthrough: usize,
     /// Prepared statements by name ("" = unnamed), for Bind → Execute.
-    statements: std::collections::HashMap<Box<str>, Arc<crate::analysis::Statement>>,
+    /// Names are raw bytes: they are in the client encoding.
+    statements: std::collections::HashMap<Box<[u8]>, Arc<Statement>>,
     /// Portals by name → the statement they were bound from.
-    portals: std::collections::HashMap<Box<str>, Option<Arc<crate::analysis::Statement>>>,
+    portals: std::collections::HashMap<Box<[u8]>, Option<Arc<Statement>>>,
     tx: mpsc::Sender<Pending>,
-    copy_in_bytes: &'a AtomicU64,
-    scs: &'a AtomicBool,
+    lex: &'a LexState,
+    /// Set once the session runs a statement that changes a lexing setting;
+    /// from then on transaction ends (which may revert SET LOCAL) count as
+    /// such changes too.
+    lexing_touched: bool,
+    /// Bytes of Parse/Bind/Describe/Close/Sync/Flush since the last
+    /// Execute, credited to the next Execute's `bytes_in`.
+    extended_bytes: u64,
 }
 
 /// Named prepared statements tracked per session before tracking stops
@@ -598,7 +598,7 @@ impl Upstream<'_> {
             if self.passthrough > 0 {
                 let n = self.passthrough.min(self.buf.len());
                 self.passthrough -= n;
-                self.copy_in_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                self.lex.copy_in_bytes.fetch_add(n as u64, Ordering::Relaxed);
                 pos = n;
             }
             if self.passthrough == 0 {
@@ -608,7 +608,7 @@ impl Upstream<'_> {
                     if avail < total {
                         if h.tag == fe::tag::COPY_DATA {
                             // Stream COPY data: never hold a whole chunk.
-                            self.copy_in_bytes.fetch_add(avail as u64, Ordering::Relaxed);
+                            self.lex.copy_in_bytes.fetch_add(avail as u64, Ordering::Relaxed);
                             self.passthrough = total - avail;
                             pos = self.buf.len();
                         } else {
@@ -619,57 +619,82 @@ impl Upstream<'_> {
                     let body_start = pos + HEADER_LEN;
                     let body_end = pos + total;
                     let received = Instant::now();
+                    let body = &self.buf[body_start..body_end];
                     match h.tag {
                         fe::tag::QUERY => {
-                            let sql = query_text(&self.buf[body_start..body_end], "Query")?;
-                            let stmts = self.ctx.analyzer.statements(&sql, self.lex());
+                            let text = cstr(body, 0, "Query")?.0;
+                            let stmts = analyse(self.ctx, self.lex, &mut self.lexing_touched, text);
                             self.send(Pending::query(stmts, received, total as u64)).await;
                         }
                         fe::tag::PARSE => {
-                            let body = &self.buf[body_start..body_end];
-                            let p = parse_fields(body)?;
-                            let stmt = Arc::new(crate::analysis::Statement {
-                                facts: self.ctx.analyzer.facts(p.1.as_ref(), self.lex()),
-                                text: Arc::from(p.1.as_ref()),
+                            let (name, next) = cstr(body, 0, "Parse")?;
+                            let (text, _) = cstr(body, next, "Parse")?;
+                            let mut stmts = analyse(self.ctx, self.lex, &mut self.lexing_touched, text);
+                            // A Parse holds one statement; if the text held
+                            // more, the server refuses it (42601), and the
+                            // event keeps the whole text.
+                            let stmt = Arc::new(if stmts.len() == 1 {
+                                stmts.remove(0)
+                            } else {
+                                self.ctx.analyzer.unanalysable(&decode_lossy(text), "Parse text holds no single statement")
                             });
-                            if p.0.is_empty() || self.statements.len() < MAX_TRACKED_STATEMENTS || self.statements.contains_key(p.0.as_str()) {
-                                self.statements.insert(p.0.into_boxed_str(), stmt.clone());
+                            if name.is_empty() || self.statements.len() < MAX_TRACKED_STATEMENTS || self.statements.contains_key(name) {
+                                self.statements.insert(name.into(), stmt.clone());
                             }
+                            self.extended_bytes += total as u64;
                             self.send(Pending::Parse { stmt, started: received }).await;
                         }
                         fe::tag::BIND => {
-                            let (portal, statement) = fe::decode_bind_names(&self.buf[body_start..body_end])?;
+                            let (portal, next) = cstr(body, 0, "Bind")?;
+                            let (statement, _) = cstr(body, next, "Bind")?;
                             let stmt = self.statements.get(statement).cloned();
                             if portal.is_empty() || self.portals.len() < MAX_TRACKED_STATEMENTS || self.portals.contains_key(portal) {
                                 self.portals.insert(portal.into(), stmt);
                             }
+                            self.extended_bytes += total as u64;
                         }
                         fe::tag::EXECUTE => {
-                            let ex = fe::decode_execute(&self.buf[body_start..body_end])?;
-                            let stmt = self.portals.get(ex.portal).cloned().flatten();
-                            self.send(Pending::Execute { stmt, started: received }).await;
-                        }
-                        fe::tag::CLOSE => {
-                            let c = fe::decode_close(&self.buf[body_start..body_end])?;
-                            match c.target {
-                                fe::Target::Statement => {
-                                    self.statements.remove(c.name);
-                                }
-                                fe::Target::Portal => {
-                                    self.portals.remove(c.name);
+                            let (portal, _) = cstr(body, 0, "Execute")?;
+                            let stmt = self.portals.get(portal).cloned().flatten();
+                            let stmt = stmt.map(|s| self.mark_lexing_change(s));
+                            if let Some(s) = &stmt {
+                                if s.changes_lexing {
+                                    self.lex.change_sent();
                                 }
                             }
+                            let bytes_in = std::mem::take(&mut self.extended_bytes) + total as u64;
+                            self.send(Pending::Execute { stmt, started: received, bytes_in }).await;
                         }
-                        fe::tag::SYNC => self.send(Pending::Sync).await,
+                        fe::tag::CLOSE => {
+                            let target = body.first().copied();
+                            let (name, _) = cstr(body, 1, "Close")?;
+                            match target {
+                                Some(b'S') => {
+                                    self.statements.remove(name);
+                                }
+                                Some(b'P') => {
+                                    self.portals.remove(name);
+                                }
+                                _ => {}
+                            }
+                            self.extended_bytes += total as u64;
+                        }
+                        fe::tag::SYNC => {
+                            self.extended_bytes += total as u64;
+                            self.send(Pending::Sync).await
+                        }
                         fe::tag::FUNCTION_CALL => {
-                            let oid = fe::decode_function_call(&self.buf[body_start..body_end])?;
+                            let oid = fe::decode_function_call(body)?;
                             self.send(Pending::FunctionCall { oid, started: received }).await;
                         }
                         fe::tag::COPY_DATA => {
-                            self.copy_in_bytes.fetch_add(total as u64, Ordering::Relaxed);
+                            self.lex.copy_in_bytes.fetch_add(total as u64, Ordering::Relaxed);
                         }
                         fe::tag::TERMINATE => {
                             terminated = true;
+                        }
+                        fe::tag::DESCRIBE | fe::tag::FLUSH => {
+                            self.extended_bytes += total as u64;
                         }
                         _ => {}
                     }
@@ -705,56 +730,82 @@ impl Upstream<'_> {
         }
     }
 
-    fn lex(&self) -> LexOptions {
-        LexOptions {
-            dialect: Dialect::Postgres,
-            standard_conforming_strings: self.scs.load(Ordering::Relaxed),
+    /// For an Execute: the statement, flagged as a lexing change when it is
+    /// a transaction end in a session that has touched lexing settings.
+    fn mark_lexing_change(&self, s: Arc<Statement>) -> Arc<Statement> {
+        if self.lexing_touched && !s.changes_lexing && s.facts.operation == Operation::Transaction {
+            let mut c = (*s).clone();
+            c.changes_lexing = true;
+            Arc::new(c)
+        } else {
+            s
         }
     }
 
     async fn send(&self, p: Pending) {
+        if let Pending::Query { stmts, .. } = &p {
+            for _ in stmts.iter().filter(|s| s.changes_lexing) {
+                self.lex.change_sent();
+            }
+        }
         // The receiver only goes away when the session is ending.
         let _ = self.tx.send(p).await;
     }
 }
 
-/// Query text for analysis. PostgreSQL accepts bytes the client encoding
-/// allows; non-UTF-8 text is analysed lossily but still forwarded as sent.
-fn query_text<'b>(body: &'b [u8], what: &'static str) -> Result<std::borrow::Cow<'b, str>, ProtocolError> {
-    match fe::decode_query(body) {
-        Ok(s) => Ok(std::borrow::Cow::Borrowed(s)),
-        Err(ProtocolError::InvalidUtf8 { .. }) => {
-            let end = body.iter().position(|&b| b == 0).ok_or(ProtocolError::Malformed {
-                message: what,
-                reason: "missing NUL terminator",
-            })?;
-            Ok(String::from_utf8_lossy(&body[..end]))
+/// Statements of one Query/Parse text, decoded with the session's
+/// client encoding. While a statement that changes a lexing setting is
+/// in flight, or when the encoding cannot be decoded, the text is kept
+/// whole and marked unanalysable rather than risk splitting it
+/// differently from the server.
+fn analyse(ctx: &ListenerCtx, lex: &LexState, touched: &mut bool, bytes: &[u8]) -> Vec<Statement> {
+    if lex.unsettled() {
+        return vec![ctx.analyzer.unanalysable(
+            &decode_lossy(bytes),
+            "not analysed: sent while a change of client_encoding or standard_conforming_strings was in flight",
+        )];
+    }
+    let text = match decode(bytes, lex.decoding()) {
+        Ok(t) => t,
+        Err(why) => return vec![ctx.analyzer.unanalysable(&decode_lossy(bytes), why)],
+    };
+    let mut stmts = ctx.analyzer.statements(
+    &text,
+    LexOptions {
+        dialect: Dialect::Postgres,
+        standard_conforming_strings: lex.standard_conforming_strings(),
+    },
+);
+    for s in &mut stmts {
+        if s.changes_lexing {
+            *touched = true;
+        } else if *touched && s.facts.operation == Operation::Transaction {
+            // COMMIT/ROLLBACK may revert a SET LOCAL of a lexing setting.
+            s.changes_lexing = true;
         }
-        Err(e) => Err(e),
     }
+    // Counted only for Query statements here; an Execute counts when
+    // it is sent (a Parse alone changes nothing).
+    stmts
 }
 
-/// Name and query of a Parse message; non-UTF-8 text is analysed lossily
-/// (the original bytes are still what is forwarded).
-fn parse_fields(body: &[u8]) -> Result<(String, String), ProtocolError> {
-    match fe::decode_parse(body) {
-        Ok(p) => Ok((p.name.to_string(), p.query.to_string())),
-        Err(ProtocolError::InvalidUtf8 { .. }) => lossy_parse(body).ok_or(ProtocolError::Malformed {
-            message: "Parse",
-            reason: "missing NUL terminator",
-        }),
-        Err(e) => Err(e),
-    }
+/// The NUL-terminated field of `body` starting at `at`, as raw bytes (it
+/// is in the client encoding), and the offset after its terminator.
+fn cstr<'b>(body: &'b [u8], at: usize, message: &'static str) -> Result<(&'b [u8], usize), ProtocolError> {
+    let rest = body.get(at..).ok_or(ProtocolError::Malformed {
+        message,
+        reason: "message too short",
+    })?;
+    let n = rest.iter().position(|&b| b == 0).ok_or(ProtocolError::Malformed {
+        message,
+        reason: "missing NUL terminator",
+    })?;
+    Ok((&rest[..n], at + n + 1))
 }
 
-fn lossy_parse(body: &[u8]) -> Option<(String, String)> {
-    let n = body.iter().position(|&b| b == 0)?;
-    let rest = &body[n + 1..];
-    let q = rest.iter().position(|&b| b == 0)?;
-    Some((
-        String::from_utf8_lossy(&body[..n]).into_owned(),
-        String::from_utf8_lossy(&rest[..q]).into_owned(),
-    ))
+/// Text for an unanalysable statement's audit record.
+fn decode_lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Backend → client.
@@ -766,8 +817,7 @@ struct Downstream<'a> {
     /// forward; non-zero means the client stream is mid-message.
     passthrough: usize,
     rx: mpsc::Receiver<Pending>,
-    copy_in_bytes: &'a AtomicU64,
-    scs: &'a AtomicBool,
+    lex: &'a LexState,
     shutting_down: bool,
 }
 
@@ -839,8 +889,8 @@ impl Downstream<'_> {
                     if inspect {
                         let body = &self.buf[pos + HEADER_LEN..pos + total];
                         if h.tag == be::tag::PARAMETER_STATUS {
-                            if let Ok(("standard_conforming_strings", v)) = be::decode_parameter_status(body) {
-                                self.scs.store(v == "on", Ordering::Relaxed);
+                            if let Ok((name, value)) = be::decode_parameter_status(body) {
+                                self.lex.on_parameter(name, value);
                             }
                         } else {
                             if h.tag == be::tag::ERROR_RESPONSE && is_fatal(body) {
@@ -849,11 +899,11 @@ impl Downstream<'_> {
                             if h.tag == be::tag::READY_FOR_QUERY {
                                 ready = true;
                             }
-                            if !tracker.on_message(h.tag, body, || self.copy_in_bytes.swap(0, Ordering::Relaxed)) {
+                            if !tracker.on_message(h.tag, body, || self.lex.copy_in_bytes.swap(0, Ordering::Relaxed)) {
                                 // A completion with nothing pending: the
                                 // Pending is still in the channel.
                                 drain(&mut self.rx, tracker);
-                                tracker.on_message(h.tag, body, || self.copy_in_bytes.swap(0, Ordering::Relaxed));
+                                tracker.on_message(h.tag, body, || self.lex.copy_in_bytes.swap(0, Ordering::Relaxed));
                             }
                         }
                     } else {

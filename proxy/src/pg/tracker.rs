@@ -17,6 +17,7 @@ use std::time::Instant;
 use danxia_detectors::Operation;
 use danxia_protocols::pg::backend::{self as be};
 
+use super::encoding::LexState;
 use crate::analysis::Statement;
 use crate::audit::{AuditEvent, EventKind, Outcome, StatementText};
 use crate::listener::ListenerCtx;
@@ -71,6 +72,8 @@ pub enum Pending {
     Execute {
         stmt: Option<Arc<Statement>>,
         started: Instant,
+        /// Bytes of this Execute and the Parse/Bind/… messages before it.
+        bytes_in: u64,
     },
     Sync,
     FunctionCall {
@@ -140,10 +143,29 @@ pub struct Tracker {
     bytes_out: u64,
     events: Vec<AuditEvent>,
     text_mode: StatementText,
+    lex: Arc<LexState>,
+}
+
+/// Which protocol flow a statement came through; a Parse that failed is
+/// recorded but never ran, so it settles no lexing change.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Simple,
+    Extended,
+    ParseOnly,
+}
+
+impl Flow {
+    fn as_str(self) -> &'static str {
+        match self {
+            Flow::Simple => "simple",
+            Flow::Extended | Flow::ParseOnly => "extended",
+        }
+    }
 }
 
 impl Tracker {
-    pub fn new(ident: Identity, ctx: Arc<ListenerCtx>) -> Self {
+    pub fn new(ident: Identity, ctx: Arc<ListenerCtx>, lex: Arc<LexState>) -> Self {
         let text_mode = ctx.auditor.settings().statement_text;
         Self {
             ident,
@@ -153,6 +175,7 @@ impl Tracker {
             bytes_out: 0,
             events: Vec::new(),
             text_mode,
+            lex,
         }
     }
 
@@ -276,27 +299,27 @@ impl Tracker {
                     *errored = true;
                     // PostgreSQL skips the rest of a failed Query string.
                     let rest: Vec<Statement> = stmts.drain(..).collect();
-                    self.emit(stmt.as_ref(), "simple", started, c, rows_seen, bytes_out, bytes_in);
+                    self.emit(stmt.as_ref(), Flow::Simple, started, c, rows_seen, bytes_out, bytes_in);
                     for s in &rest {
-                        self.emit(Some(s), "simple", started, Completion::aborted(NOT_EXECUTED), 0, 0, 0);
+                        self.emit(Some(s), Flow::Simple, started, Completion::aborted(NOT_EXECUTED), 0, 0, 0);
                     }
                 } else {
-                    self.emit(stmt.as_ref(), "simple", started, c, rows_seen, bytes_out, bytes_in);
+                    self.emit(stmt.as_ref(), Flow::Simple, started, c, rows_seen, bytes_out, bytes_in);
                 }
             }
             Pending::Parse { .. } => {
                 // Only an error completes a Parse here (ParseComplete is
                 // handled separately): the statement never ran.
                 if let Some(Pending::Parse { stmt, started }) = self.pending.pop_front() {
-                    self.emit(Some(&stmt), "extended", started, c, rows_seen, bytes_out, copy_bytes);
+                    self.emit(Some(&stmt), Flow::ParseOnly, started, c, rows_seen, bytes_out, copy_bytes);
                 }
                 if is_error {
                     self.skip_to_sync();
                 }
             }
             Pending::Execute { .. } => {
-                if let Some(Pending::Execute { stmt, started }) = self.pending.pop_front() {
-                    self.emit(stmt.as_deref(), "extended", started, c, rows_seen, bytes_out, copy_bytes);
+                if let Some(Pending::Execute { stmt, started, bytes_in }) = self.pending.pop_front() {
+                    self.emit(stmt.as_deref(), Flow::Extended, started, c, rows_seen, bytes_out, bytes_in + copy_bytes);
                 }
                 if is_error {
                     self.skip_to_sync();
@@ -327,8 +350,8 @@ impl Tracker {
         while matches!(self.pending.front(), Some(Pending::Parse { .. } | Pending::Execute { .. })) {
             // Skipped Parses are setup, not executions: only the skipped
             // Executes are worth an event.
-            if let Some(Pending::Execute { stmt, started }) = self.pending.pop_front() {
-                self.emit(stmt.as_deref(), "extended", started, Completion::aborted(NOT_EXECUTED), 0, 0, 0);
+            if let Some(Pending::Execute { stmt, started, bytes_in }) = self.pending.pop_front() {
+                self.emit(stmt.as_deref(), Flow::Extended, started, Completion::aborted(NOT_EXECUTED), 0, 0, bytes_in);
             }
         }
     }
@@ -340,7 +363,7 @@ impl Tracker {
         match self.pending.pop_front() {
             Some(Pending::Query { stmts, started, .. }) => {
                 for s in &stmts {
-                    self.emit(Some(s), "simple", started, Completion::aborted("no answer from the server for this statement"), 0, 0, 0);
+                    self.emit(Some(s), Flow::Simple, started, Completion::aborted("no answer from the server for this statement"), 0, 0, 0);
                 }
             }
             Some(Pending::FunctionCall { oid, started }) if oid != u32::MAX => {
@@ -361,11 +384,11 @@ impl Tracker {
             match p {
                 Pending::Query { stmts, started, .. } => {
                     for s in &stmts {
-                        self.emit(Some(s), "simple", started, Completion::aborted(detail), 0, 0, 0);
+                        self.emit(Some(s), Flow::Simple, started, Completion::aborted(detail), 0, 0, 0);
                     }
                 }
-                Pending::Execute { stmt, started } => {
-                    self.emit(stmt.as_deref(), "extended", started, Completion::aborted(detail), 0, 0, 0);
+                Pending::Execute { stmt, started, bytes_in } => {
+                    self.emit(stmt.as_deref(), Flow::Extended, started, Completion::aborted(detail), 0, 0, bytes_in);
                 }
                 _ => {}
             }
@@ -376,7 +399,7 @@ impl Tracker {
     fn emit(
         &mut self,
         stmt: Option<&Statement>,
-        flow: &'static str,
+        flow: Flow,
         started: Instant,
         c: Completion<'_>,
         rows_seen: u64,
@@ -384,9 +407,12 @@ impl Tracker {
         bytes_in: u64,
     ) {
         let mut ev = self.ident.event(EventKind::Statement);
-        ev.protocol_flow = Some(flow);
+        ev.protocol_flow = Some(flow.as_str());
         let op = match stmt {
             Some(s) => {
+                if s.changes_lexing && flow != Flow::ParseOnly {
+                    self.lex.change_done();
+                }
                 let f = &s.facts;
                 ev.statement = match self.text_mode {
                     StatementText::Full => Some(capped(&s.text)),
