@@ -32,6 +32,8 @@ pub struct Config {
     pub audit: AuditSettings,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
     #[serde(default, rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
 }
@@ -86,6 +88,23 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(30),
             max_connections: 10_000,
         }
+    }
+}
+
+/// How the proxy's own threads are laid out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Threads running sessions. 1 runs every session on one thread (the
+    /// PgBouncer model: no cross-thread wake-ups, the lowest latency on
+    /// small machines); N > 1 spreads sessions over N threads; 0 picks one
+    /// thread per CPU. The audit writer always has a thread of its own.
+    pub worker_threads: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self { worker_threads: 1 }
     }
 }
 
@@ -209,6 +228,12 @@ impl Config {
         }
         if self.limits.backend_connect_timeout.is_zero() {
             return Err("limits.backend_connect_timeout must be greater than zero".into());
+        }
+        if self.runtime.worker_threads > 1024 {
+            return Err(format!(
+                "runtime.worker_threads = {}: expected 0 (one per CPU) to 1024",
+                self.runtime.worker_threads
+            ));
         }
         self.audit.validate()?;
         Ok(())

@@ -76,11 +76,18 @@ fn run(path: PathBuf) -> ExitCode {
     };
     let base = std::env::current_dir().unwrap_or_default();
     cfg.resolve_paths(&base);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("danxia-worker")
-        .build()
-    {
+    let threads = match cfg.runtime.worker_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    let runtime = match builder.enable_all().thread_name("danxia-worker").build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("danxia: cannot start the async runtime: {e}");

@@ -823,7 +823,11 @@ struct Downstream<'a> {
 
 impl Downstream<'_> {
     async fn run(&mut self, client: &mut OwnedWriteHalf, tracker: &mut Tracker) -> Result<BackendEnd, SessionError> {
-        let mut shutdown = self.ctx.shutdown.clone();
+        // Created once: re-creating the watch future every turn of the loop
+        // costs a Notify registration per relayed batch.
+        let mut shutdown_rx = self.ctx.shutdown.clone();
+        let shutdown = shutdown_signalled(&mut shutdown_rx);
+        tokio::pin!(shutdown);
         let mut deadline = None::<tokio::time::Instant>;
         let mut fatal_seen = false;
         loop {
@@ -836,7 +840,7 @@ impl Downstream<'_> {
                     }
                     continue;
                 }
-                _ = shutdown_signalled(&mut shutdown), if !self.shutting_down => {
+                _ = &mut shutdown, if !self.shutting_down => {
                     self.shutting_down = true;
                     deadline = Some(tokio::time::Instant::now() + self.ctx.limits.shutdown_grace);
                     drain(&mut self.rx, tracker);
