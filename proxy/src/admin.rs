@@ -40,27 +40,45 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .with_state(state)
 }
 
-pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn metrics(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         s.prometheus.render(),
     )
 }
 
 async fn readyz(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
     if !s.listeners_bound.load(Ordering::Acquire) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: listeners not bound yet\n".to_string());
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: listeners not bound yet\n".to_string(),
+        );
     }
     if !s.accepting.load(Ordering::Acquire) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n".to_string());
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down\n".to_string(),
+        );
     }
     let mut problems = Vec::new();
     if !s.auditor.healthy() {
-        problems.push("audit log writes are failing (see danxia_audit_write_failures_total and the log)".to_string());
+        problems.push(
+            "audit log writes are failing (see danxia_audit_write_failures_total and the log)"
+                .to_string(),
+        );
     }
     for (name, backend) in &s.backends {
         match tokio::time::timeout(BACKEND_PROBE_TIMEOUT, tokio::net::TcpStream::connect(backend.as_str())).await {
@@ -72,7 +90,10 @@ async fn readyz(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
     if problems.is_empty() {
         (StatusCode::OK, "ready\n".to_string())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready:\n{}\n", problems.join("\n")))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready:\n{}\n", problems.join("\n")),
+        )
     }
 }
 

@@ -129,7 +129,10 @@ fn changes_lexing(f: &StatementFacts) -> bool {
             || n.contains("names")
             || n.contains("standard_conforming_strings")
             || n.contains(" all"));
-    set_like || f.functions.iter().any(|x| x == "set_config" || x.ends_with(".set_config"))
+    set_like
+        || f.functions
+            .iter()
+            .any(|x| x == "set_config" || x.ends_with(".set_config"))
 }
 
 fn empty_facts(stmt: &str, opts: LexOptions) -> StatementFacts {
@@ -167,7 +170,10 @@ mod tests {
         assert_eq!(&*s[1].text, "update u set x = 2");
         assert!(!s[0].changes_lexing && !s[1].changes_lexing);
         let again = a.facts("SELECT *  FROM t WHERE id = 42", o);
-        assert!(Arc::ptr_eq(&again, &s[0].facts), "same shape must hit the cache");
+        assert!(
+            Arc::ptr_eq(&again, &s[0].facts),
+            "same shape must hit the cache"
+        );
     }
 
     #[test]

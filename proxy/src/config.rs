@@ -184,10 +184,7 @@ impl Config {
                 ));
             }
             if !names.insert(l.name.as_str()) {
-                return Err(format!(
-                    "{at}.name = {:?}: duplicate listener name",
-                    l.name
-                ));
+                return Err(format!("{at}.name = {:?}: duplicate listener name", l.name));
             }
             if !addrs.insert(l.listen) {
                 return Err(format!(
@@ -320,7 +317,10 @@ backend = "127.0.0.1:5432"
         let cases: &[(&str, &str)] = &[
             ("[admin]\nlisten = \"nope\"\n", "line 2"),
             ("[admin]\nlisen = \"127.0.0.1:1\"\n", "lisen"),
-            ("[limits]\nmax_message_bytes = 10\n", "limits.max_message_bytes"),
+            (
+                "[limits]\nmax_message_bytes = 10\n",
+                "limits.max_message_bytes",
+            ),
             ("[limits]\nshutdown_grace = \"soon\"\n", "line 2"),
             ("", "no [[listener]]"),
         ];
@@ -339,7 +339,9 @@ backend = "127.0.0.1:5432"
     #[test]
     fn listener_validation() {
         let bad_backend = MINIMAL.replace("127.0.0.1:5432", "localhost");
-        assert!(parse(&bad_backend).unwrap_err().contains("listener[0].backend"));
+        assert!(parse(&bad_backend)
+            .unwrap_err()
+            .contains("listener[0].backend"));
         let dup = format!("{MINIMAL}{}", MINIMAL.replace("6543", "6544"));
         assert!(parse(&dup).unwrap_err().contains("duplicate listener name"));
         let bad_name = MINIMAL.replace("name = \"pg\"", "name = \"p g\"");

@@ -18,8 +18,8 @@ use crate::audit::Outcome;
 /// Histogram buckets for statement duration and proxy-added time (seconds):
 /// 10 µs .. 60 s, dense where a proxy's own cost lives.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
-    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
 /// How often histogram samples are folded into buckets when nobody scrapes,
@@ -45,7 +45,10 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 }
 
 fn describe() {
-    describe_gauge!("danxia_build_info", "Build information; the value is always 1.");
+    describe_gauge!(
+        "danxia_build_info",
+        "Build information; the value is always 1."
+    );
     describe_gauge!("danxia_connections_active", "Client connections open now.");
     describe_counter!("danxia_connections_total", "Client connections accepted.");
     describe_counter!(
@@ -66,13 +69,24 @@ fn describe() {
         Unit::Seconds,
         "Time the proxy itself spends between reading bytes and having written them on."
     );
-    describe_counter!("danxia_client_bytes_total", Unit::Bytes, "Bytes from (in) and to (out) clients.");
-    describe_counter!("danxia_backend_bytes_total", Unit::Bytes, "Bytes from (in) and to (out) backends.");
+    describe_counter!(
+        "danxia_client_bytes_total",
+        Unit::Bytes,
+        "Bytes from (in) and to (out) clients."
+    );
+    describe_counter!(
+        "danxia_backend_bytes_total",
+        Unit::Bytes,
+        "Bytes from (in) and to (out) backends."
+    );
     describe_counter!(
         "danxia_protocol_errors_total",
         "Sessions ended by a protocol error, by kind."
     );
-    describe_counter!("danxia_auth_failures_total", "Authentications the backend rejected.");
+    describe_counter!(
+        "danxia_auth_failures_total",
+        "Authentications the backend rejected."
+    );
     describe_counter!(
         "danxia_backend_connect_failures_total",
         "Failed attempts to connect to a backend."
@@ -81,14 +95,26 @@ fn describe() {
         "danxia_cancel_requests_total",
         "CancelRequests received (forwarded to a backend, or unknown key)."
     );
-    describe_counter!("danxia_audit_events_written_total", "Audit events written to disk.");
+    describe_counter!(
+        "danxia_audit_events_written_total",
+        "Audit events written to disk."
+    );
     describe_counter!(
         "danxia_audit_events_dropped_total",
         "Audit events dropped because the queue was full (audit.on_full = \"drop\")."
     );
-    describe_counter!("danxia_audit_write_failures_total", "Failed audit write attempts.");
-    describe_gauge!("danxia_audit_queue_depth", "Audit events waiting to be written.");
-    describe_gauge!("danxia_audit_healthy", "1 while audit writes succeed, 0 while they fail.");
+    describe_counter!(
+        "danxia_audit_write_failures_total",
+        "Failed audit write attempts."
+    );
+    describe_gauge!(
+        "danxia_audit_queue_depth",
+        "Audit events waiting to be written."
+    );
+    describe_gauge!(
+        "danxia_audit_healthy",
+        "1 while audit writes succeed, 0 while they fail."
+    );
     describe_counter!(
         "danxia_sql_analysis_cache_total",
         "SQL analysis lookups by result (hit: served from the fingerprint cache)."
@@ -99,7 +125,12 @@ fn describe() {
     );
 }
 
-const OUTCOMES: [Outcome; 4] = [Outcome::Ok, Outcome::Error, Outcome::Refused, Outcome::Aborted];
+const OUTCOMES: [Outcome; 4] = [
+    Outcome::Ok,
+    Outcome::Error,
+    Outcome::Refused,
+    Outcome::Aborted,
+];
 
 fn outcome_label(o: Outcome) -> &'static str {
     match o {

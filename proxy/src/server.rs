@@ -49,9 +49,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding admin.listen = {}", config.admin.listen))?;
     let mut admin_shutdown = shutdown_rx.clone();
-    let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state.clone(), async move {
-        let _ = admin_shutdown.wait_for(|s| *s).await;
-    }));
+    let admin_task = tokio::spawn(admin::serve(
+        admin_listener,
+        admin_state.clone(),
+        async move {
+            let _ = admin_shutdown.wait_for(|s| *s).await;
+        },
+    ));
     info!(addr = %config.admin.listen, "admin endpoint listening");
 
     let mut accept_tasks = Vec::new();
@@ -91,8 +95,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if active > 0 {
         info!(sessions = active, grace = ?config.limits.shutdown_grace, "waiting for running statements");
     }
-    if tokio::time::timeout(grace, sessions.wait_idle()).await.is_err() {
-        warn!(sessions = sessions.active(), "sessions still open after the grace period; closing them");
+    if tokio::time::timeout(grace, sessions.wait_idle())
+        .await
+        .is_err()
+    {
+        warn!(
+            sessions = sessions.active(),
+            "sessions still open after the grace period; closing them"
+        );
     }
     let _ = admin_task.await;
     let stats = tokio::task::spawn_blocking(move || audit_task.shutdown())

@@ -578,7 +578,8 @@ impl Sink {
             }
             self.end_batch();
             self.shared.metrics.queue_depth.set(rx.len() as f64);
-            if received < MAX_BATCH_EVENTS && self.settings.fsync != Fsync::Every && !rx.is_closed() {
+            if received < MAX_BATCH_EVENTS && self.settings.fsync != Fsync::Every && !rx.is_closed()
+            {
                 std::thread::sleep(BATCH_LINGER);
             }
         }

@@ -72,6 +72,10 @@ impl CancelRegistry {
     pub fn len(&self) -> usize {
         lock(&self.map).len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        lock(&self.map).is_empty()
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -41,7 +41,9 @@ pub fn decoding_for(pg_name: &str) -> Decoding {
         "GBK" | "WIN936" | "CP936" | "EUC_CN" => "gbk",
         "GB18030" => "gb18030",
         "BIG5" | "WIN950" | "CP950" => "big5",
-        "SJIS" | "SHIFT_JIS" | "SHIFT_JIS_2004" | "MSKANJI" | "SHIFTJIS" | "WIN932" | "CP932" => "shift_jis",
+        "SJIS" | "SHIFT_JIS" | "SHIFT_JIS_2004" | "MSKANJI" | "SHIFTJIS" | "WIN932" | "CP932" => {
+            "shift_jis"
+        }
         "UHC" | "WIN949" | "CP949" | "EUC_KR" => "euc-kr",
         "EUC_JP" => "euc-jp",
         "LATIN1" | "ISO_8859_1" => "iso-8859-1",
@@ -186,7 +188,10 @@ mod tests {
         let text = decode(bytes, decoding_for("GBK")).unwrap();
         assert!(text.contains("E'\u{4e57}'"), "{text}");
         let lossy = decode(bytes, Decoding::Utf8).unwrap();
-        assert!(lossy.contains("\\'"), "UTF-8 decoding keeps the backslash: {lossy}");
+        assert!(
+            lossy.contains("\\'"),
+            "UTF-8 decoding keeps the backslash: {lossy}"
+        );
     }
 
     #[test]

@@ -75,8 +75,11 @@ pub async fn run(ctx: &Arc<ListenerCtx>, client: TcpStream, peer: SocketAddr, id
             return;
         }
         Err(_) => {
-            s.fail_startup(&mut client, SessionError::StartupTimeout(ctx.limits.startup_timeout))
-                .await;
+            s.fail_startup(
+                &mut client,
+                SessionError::StartupTimeout(ctx.limits.startup_timeout),
+            )
+            .await;
             return;
         }
     };
@@ -124,7 +127,11 @@ impl Session {
                 if let Some(n) = check_startup(&cbuf, MAX_STARTUP_PACKET)? {
                     break n;
                 }
-                if read_some(client, &mut cbuf).await.map_err(SessionError::ClientIo)? == 0 {
+                if read_some(client, &mut cbuf)
+                    .await
+                    .map_err(SessionError::ClientIo)?
+                    == 0
+                {
                     return if cbuf.is_empty() {
                         Ok(None)
                     } else {
@@ -180,12 +187,10 @@ impl Session {
                 _ => {}
             }
         }
-        let user = user.ok_or_else(|| {
-            SessionError::ClientProtocol(ProtocolError::Malformed {
-                message: "StartupMessage",
-                reason: "no user name specified",
-            })
-        })?;
+        let user = user.ok_or(SessionError::ClientProtocol(ProtocolError::Malformed {
+            message: "StartupMessage",
+            reason: "no user name specified",
+        }))?;
         self.ident.database = Some(database.unwrap_or_else(|| user.clone()));
         self.ident.user = Some(user);
         self.ident.application = application;
@@ -210,7 +215,8 @@ impl Session {
             let body = &bbuf[HEADER_LEN..total];
             match tag {
                 be::tag::AUTHENTICATION => {
-                    let auth = be::decode_authentication(body).map_err(SessionError::BackendProtocol)?;
+                    let auth =
+                        be::decode_authentication(body).map_err(SessionError::BackendProtocol)?;
                     let needs_answer = match auth {
                         Authentication::Ok => {
                             authenticated = true;
@@ -227,9 +233,16 @@ impl Session {
                     };
                     out.extend_from_slice(&bbuf[..total]);
                     bbuf.advance(total);
-                    flush_to(client, &mut out).await.map_err(SessionError::ClientIo)?;
+                    flush_to(client, &mut out)
+                        .await
+                        .map_err(SessionError::ClientIo)?;
                     if needs_answer {
-                        let answer = read_client_message(client, &mut cbuf, ctx.limits.max_message_bytes as usize).await?;
+                        let answer = read_client_message(
+                            client,
+                            &mut cbuf,
+                            ctx.limits.max_message_bytes as usize,
+                        )
+                        .await?;
                         if cbuf[0] != fe::tag::PASSWORD {
                             return Err(SessionError::ClientProtocol(ProtocolError::Malformed {
                                 message: "authentication",
@@ -245,7 +258,8 @@ impl Session {
                     continue;
                 }
                 be::tag::ERROR_RESPONSE => {
-                    let fields = be::decode_error_fields(body).map_err(SessionError::BackendProtocol)?;
+                    let fields =
+                        be::decode_error_fields(body).map_err(SessionError::BackendProtocol)?;
                     let code = fields.code.unwrap_or("").to_string();
                     let message = fields.message.unwrap_or("").to_string();
                     out.extend_from_slice(&bbuf[..total]);
@@ -265,7 +279,8 @@ impl Session {
                     return Ok(None);
                 }
                 be::tag::BACKEND_KEY_DATA => {
-                    let key = be::decode_backend_key_data(body).map_err(SessionError::BackendProtocol)?;
+                    let key =
+                        be::decode_backend_key_data(body).map_err(SessionError::BackendProtocol)?;
                     let reg = ctx.cancels.register(CancelTarget {
                         backend_addr: ctx.config.backend.clone(),
                         backend_key: key,
@@ -283,7 +298,9 @@ impl Session {
                 be::tag::READY_FOR_QUERY => {
                     out.extend_from_slice(&bbuf[..total]);
                     bbuf.advance(total);
-                    flush_to(client, &mut out).await.map_err(SessionError::ClientIo)?;
+                    flush_to(client, &mut out)
+                        .await
+                        .map_err(SessionError::ClientIo)?;
                     break;
                 }
                 _ => {}
@@ -306,7 +323,11 @@ impl Session {
     async fn connect_backend(&self) -> Result<TcpStream, SessionError> {
         let ctx = &self.ctx;
         let addr = &ctx.config.backend;
-        let r = tokio::time::timeout(ctx.limits.backend_connect_timeout, TcpStream::connect(addr.as_str())).await;
+        let r = tokio::time::timeout(
+            ctx.limits.backend_connect_timeout,
+            TcpStream::connect(addr.as_str()),
+        )
+        .await;
         let stream = match r {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -348,18 +369,28 @@ impl Session {
         let (code, message) = match &e {
             SessionError::ClientProtocol(ProtocolError::UnsupportedProtocol { major, minor }) => (
                 sqlstate::FEATURE_NOT_SUPPORTED,
-                format!("unsupported frontend protocol {major}.{minor}: danxia supports protocol 3.x"),
+                format!(
+                    "unsupported frontend protocol {major}.{minor}: danxia supports protocol 3.x"
+                ),
             ),
-            SessionError::ClientProtocol(p) => (sqlstate::PROTOCOL_VIOLATION, format!("danxia: invalid startup packet: {p}")),
+            SessionError::ClientProtocol(p) => (
+                sqlstate::PROTOCOL_VIOLATION,
+                format!("danxia: invalid startup packet: {p}"),
+            ),
             SessionError::BackendConnect { .. } => (
                 sqlstate::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
-                format!("danxia: cannot connect to the database server of listener \"{}\"", ctx.name),
+                format!(
+                    "danxia: cannot connect to the database server of listener \"{}\"",
+                    ctx.name
+                ),
             ),
             SessionError::StartupTimeout(d) => (
                 sqlstate::PROTOCOL_VIOLATION,
                 format!("danxia: startup not completed within {d:?}"),
             ),
-            SessionError::Refused(why) => (sqlstate::FEATURE_NOT_SUPPORTED, format!("danxia: {why}")),
+            SessionError::Refused(why) => {
+                (sqlstate::FEATURE_NOT_SUPPORTED, format!("danxia: {why}"))
+            }
             SessionError::BackendProtocol(_) | SessionError::BackendIo(_) => (
                 sqlstate::CONNECTION_FAILURE,
                 "danxia: the database server closed the connection during startup".to_string(),
@@ -370,9 +401,15 @@ impl Session {
             ctx.metrics.protocol_error(kind);
         }
         match &e {
-            SessionError::ClientIo(_) | SessionError::ClientGone => debug!(session = %self.ident.session, error = %e, "client left during startup"),
-            SessionError::BackendConnect { .. } => warn!(listener = %ctx.name, error = %e, "backend unreachable"),
-            _ => info!(session = %self.ident.session, client = %self.ident.client, error = %e, "session refused during startup"),
+            SessionError::ClientIo(_) | SessionError::ClientGone => {
+                debug!(session = %self.ident.session, error = %e, "client left during startup")
+            }
+            SessionError::BackendConnect { .. } => {
+                warn!(listener = %ctx.name, error = %e, "backend unreachable")
+            }
+            _ => {
+                info!(session = %self.ident.session, client = %self.ident.client, error = %e, "session refused during startup")
+            }
         }
         if !code.is_empty() {
             let mut out = BytesMut::new();
@@ -434,8 +471,14 @@ impl Session {
         let in_flight = tracker.in_flight();
         let mut farewell = BytesMut::new();
         let (reason, aborted_detail): (String, &str) = match &end {
-            End::Client(Ok(ClientEnd::Terminated)) => ("client terminated the session".into(), "client terminated the session"),
-            End::Client(Ok(ClientEnd::Eof)) => ("client closed the connection".into(), "client closed the connection before the result"),
+            End::Client(Ok(ClientEnd::Terminated)) => (
+                "client terminated the session".into(),
+                "client terminated the session",
+            ),
+            End::Client(Ok(ClientEnd::Eof)) => (
+                "client closed the connection".into(),
+                "client closed the connection before the result",
+            ),
             End::Client(Err(e)) => {
                 if let Some(kind) = e.protocol_kind() {
                     ctx.metrics.protocol_error(kind);
@@ -467,7 +510,10 @@ impl Session {
                         None,
                     );
                 }
-                ("backend closed the connection".into(), "backend closed the connection")
+                (
+                    "backend closed the connection".into(),
+                    "backend closed the connection",
+                )
             }
             End::Backend(Ok(BackendEnd::Shutdown { forced })) => {
                 if !mid_message {
@@ -480,7 +526,10 @@ impl Session {
                     );
                 }
                 if *forced {
-                    ("shutdown grace period expired".into(), "shutdown grace period expired")
+                    (
+                        "shutdown grace period expired".into(),
+                        "shutdown grace period expired",
+                    )
                 } else {
                     ("danxia shutdown".into(), "danxia shutdown")
                 }
@@ -525,7 +574,9 @@ impl Session {
         let _ = backend_w.shutdown().await;
         let mut ev = self.session_event(EventKind::SessionEnd);
         ev.outcome = Some(match &end {
-            End::Client(Ok(_)) | End::Backend(Ok(BackendEnd::Shutdown { forced: false })) => Outcome::Ok,
+            End::Client(Ok(_)) | End::Backend(Ok(BackendEnd::Shutdown { forced: false })) => {
+                Outcome::Ok
+            }
             _ => Outcome::Aborted,
         });
         ev.duration_us = Some(self.started.elapsed().as_micros() as u64);
@@ -598,7 +649,9 @@ impl Upstream<'_> {
             if self.passthrough > 0 {
                 let n = self.passthrough.min(self.buf.len());
                 self.passthrough -= n;
-                self.lex.copy_in_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                self.lex
+                    .copy_in_bytes
+                    .fetch_add(n as u64, Ordering::Relaxed);
                 pos = n;
             }
             if self.passthrough == 0 {
@@ -608,7 +661,9 @@ impl Upstream<'_> {
                     if avail < total {
                         if h.tag == fe::tag::COPY_DATA {
                             // Stream COPY data: never hold a whole chunk.
-                            self.lex.copy_in_bytes.fetch_add(avail as u64, Ordering::Relaxed);
+                            self.lex
+                                .copy_in_bytes
+                                .fetch_add(avail as u64, Ordering::Relaxed);
                             self.passthrough = total - avail;
                             pos = self.buf.len();
                         } else {
@@ -624,31 +679,46 @@ impl Upstream<'_> {
                         fe::tag::QUERY => {
                             let text = cstr(body, 0, "Query")?.0;
                             let stmts = analyse(self.ctx, self.lex, &mut self.lexing_touched, text);
-                            self.send(Pending::query(stmts, received, total as u64)).await;
+                            self.send(Pending::query(stmts, received, total as u64))
+                                .await;
                         }
                         fe::tag::PARSE => {
                             let (name, next) = cstr(body, 0, "Parse")?;
                             let (text, _) = cstr(body, next, "Parse")?;
-                            let mut stmts = analyse(self.ctx, self.lex, &mut self.lexing_touched, text);
+                            let mut stmts =
+                                analyse(self.ctx, self.lex, &mut self.lexing_touched, text);
                             // A Parse holds one statement; if the text held
                             // more, the server refuses it (42601), and the
                             // event keeps the whole text.
                             let stmt = Arc::new(if stmts.len() == 1 {
                                 stmts.remove(0)
                             } else {
-                                self.ctx.analyzer.unanalysable(&decode_lossy(text), "Parse text holds no single statement")
+                                self.ctx.analyzer.unanalysable(
+                                    &decode_lossy(text),
+                                    "Parse text holds no single statement",
+                                )
                             });
-                            if name.is_empty() || self.statements.len() < MAX_TRACKED_STATEMENTS || self.statements.contains_key(name) {
+                            if name.is_empty()
+                                || self.statements.len() < MAX_TRACKED_STATEMENTS
+                                || self.statements.contains_key(name)
+                            {
                                 self.statements.insert(name.into(), stmt.clone());
                             }
                             self.extended_bytes += total as u64;
-                            self.send(Pending::Parse { stmt, started: received }).await;
+                            self.send(Pending::Parse {
+                                stmt,
+                                started: received,
+                            })
+                            .await;
                         }
                         fe::tag::BIND => {
                             let (portal, next) = cstr(body, 0, "Bind")?;
                             let (statement, _) = cstr(body, next, "Bind")?;
                             let stmt = self.statements.get(statement).cloned();
-                            if portal.is_empty() || self.portals.len() < MAX_TRACKED_STATEMENTS || self.portals.contains_key(portal) {
+                            if portal.is_empty()
+                                || self.portals.len() < MAX_TRACKED_STATEMENTS
+                                || self.portals.contains_key(portal)
+                            {
                                 self.portals.insert(portal.into(), stmt);
                             }
                             self.extended_bytes += total as u64;
@@ -663,7 +733,12 @@ impl Upstream<'_> {
                                 }
                             }
                             let bytes_in = std::mem::take(&mut self.extended_bytes) + total as u64;
-                            self.send(Pending::Execute { stmt, started: received, bytes_in }).await;
+                            self.send(Pending::Execute {
+                                stmt,
+                                started: received,
+                                bytes_in,
+                            })
+                            .await;
                         }
                         fe::tag::CLOSE => {
                             let target = body.first().copied();
@@ -685,10 +760,16 @@ impl Upstream<'_> {
                         }
                         fe::tag::FUNCTION_CALL => {
                             let oid = fe::decode_function_call(body)?;
-                            self.send(Pending::FunctionCall { oid, started: received }).await;
+                            self.send(Pending::FunctionCall {
+                                oid,
+                                started: received,
+                            })
+                            .await;
                         }
                         fe::tag::COPY_DATA => {
-                            self.lex.copy_in_bytes.fetch_add(total as u64, Ordering::Relaxed);
+                            self.lex
+                                .copy_in_bytes
+                                .fetch_add(total as u64, Ordering::Relaxed);
                         }
                         fe::tag::TERMINATE => {
                             terminated = true;
@@ -711,7 +792,10 @@ impl Upstream<'_> {
                     .await
                     .map_err(SessionError::BackendIo)?;
                 self.ctx.metrics.backend_out.increment(pos as u64);
-                self.ctx.metrics.proxy_added.record(t0.elapsed().as_secs_f64());
+                self.ctx
+                    .metrics
+                    .proxy_added
+                    .record(t0.elapsed().as_secs_f64());
                 self.buf.advance(pos);
             }
             if terminated {
@@ -770,12 +854,12 @@ fn analyse(ctx: &ListenerCtx, lex: &LexState, touched: &mut bool, bytes: &[u8]) 
         Err(why) => return vec![ctx.analyzer.unanalysable(&decode_lossy(bytes), why)],
     };
     let mut stmts = ctx.analyzer.statements(
-    &text,
-    LexOptions {
-        dialect: Dialect::Postgres,
-        standard_conforming_strings: lex.standard_conforming_strings(),
-    },
-);
+        &text,
+        LexOptions {
+            dialect: Dialect::Postgres,
+            standard_conforming_strings: lex.standard_conforming_strings(),
+        },
+    );
     for s in &mut stmts {
         if s.changes_lexing {
             *touched = true;
@@ -791,15 +875,22 @@ fn analyse(ctx: &ListenerCtx, lex: &LexState, touched: &mut bool, bytes: &[u8]) 
 
 /// The NUL-terminated field of `body` starting at `at`, as raw bytes (it
 /// is in the client encoding), and the offset after its terminator.
-fn cstr<'b>(body: &'b [u8], at: usize, message: &'static str) -> Result<(&'b [u8], usize), ProtocolError> {
+fn cstr<'b>(
+    body: &'b [u8],
+    at: usize,
+    message: &'static str,
+) -> Result<(&'b [u8], usize), ProtocolError> {
     let rest = body.get(at..).ok_or(ProtocolError::Malformed {
         message,
         reason: "message too short",
     })?;
-    let n = rest.iter().position(|&b| b == 0).ok_or(ProtocolError::Malformed {
-        message,
-        reason: "missing NUL terminator",
-    })?;
+    let n = rest
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(ProtocolError::Malformed {
+            message,
+            reason: "missing NUL terminator",
+        })?;
     Ok((&rest[..n], at + n + 1))
 }
 
@@ -822,7 +913,11 @@ struct Downstream<'a> {
 }
 
 impl Downstream<'_> {
-    async fn run(&mut self, client: &mut OwnedWriteHalf, tracker: &mut Tracker) -> Result<BackendEnd, SessionError> {
+    async fn run(
+        &mut self,
+        client: &mut OwnedWriteHalf,
+        tracker: &mut Tracker,
+    ) -> Result<BackendEnd, SessionError> {
         // Created once: re-creating the watch future every turn of the loop
         // costs a Notify registration per relayed batch.
         let mut shutdown_rx = self.ctx.shutdown.clone();
@@ -868,17 +963,21 @@ impl Downstream<'_> {
             }
             let mut ready = false;
             if self.passthrough == 0 {
-                while let Some(h) = parse_header(&self.buf[pos..], usize::MAX).map_err(SessionError::BackendProtocol)? {
+                while let Some(h) = parse_header(&self.buf[pos..], usize::MAX)
+                    .map_err(SessionError::BackendProtocol)?
+                {
                     let total = h.total_len();
                     let avail = self.buf.len() - pos;
                     let inspect = needs_inspection(h.tag);
                     if avail < total {
                         if inspect {
                             if total > MAX_INSPECTED_BACKEND_MESSAGE {
-                                return Err(SessionError::BackendProtocol(ProtocolError::MessageTooLarge {
-                                    len: total,
-                                    max: MAX_INSPECTED_BACKEND_MESSAGE,
-                                }));
+                                return Err(SessionError::BackendProtocol(
+                                    ProtocolError::MessageTooLarge {
+                                        len: total,
+                                        max: MAX_INSPECTED_BACKEND_MESSAGE,
+                                    },
+                                ));
                             }
                             self.buf.reserve(total - avail);
                         } else {
@@ -903,11 +1002,15 @@ impl Downstream<'_> {
                             if h.tag == be::tag::READY_FOR_QUERY {
                                 ready = true;
                             }
-                            if !tracker.on_message(h.tag, body, || self.lex.copy_in_bytes.swap(0, Ordering::Relaxed)) {
+                            if !tracker.on_message(h.tag, body, || {
+                                self.lex.copy_in_bytes.swap(0, Ordering::Relaxed)
+                            }) {
                                 // A completion with nothing pending: the
                                 // Pending is still in the channel.
                                 drain(&mut self.rx, tracker);
-                                tracker.on_message(h.tag, body, || self.lex.copy_in_bytes.swap(0, Ordering::Relaxed));
+                                tracker.on_message(h.tag, body, || {
+                                    self.lex.copy_in_bytes.swap(0, Ordering::Relaxed)
+                                });
                             }
                         }
                     } else {
@@ -921,20 +1024,30 @@ impl Downstream<'_> {
             // queued.
             tracker.flush().await;
             if pos > 0 {
-                client.write_all(&self.buf[..pos]).await.map_err(SessionError::ClientIo)?;
+                client
+                    .write_all(&self.buf[..pos])
+                    .await
+                    .map_err(SessionError::ClientIo)?;
                 self.ctx.metrics.client_out.increment(pos as u64);
                 self.buf.advance(pos);
             }
-            self.ctx.metrics.proxy_added.record(t0.elapsed().as_secs_f64());
+            self.ctx
+                .metrics
+                .proxy_added
+                .record(t0.elapsed().as_secs_f64());
             if self.buf.is_empty() && self.buf.capacity() > MAX_RETAINED_BUFFER {
                 self.buf = BytesMut::with_capacity(READ_CHUNK);
             }
-            if ready && self.shutting_down && tracker.in_flight() == 0 && self.passthrough == 0 && self.buf.is_empty() {
+            if ready
+                && self.shutting_down
+                && tracker.in_flight() == 0
+                && self.passthrough == 0
+                && self.buf.is_empty()
+            {
                 return Ok(BackendEnd::Shutdown { forced: false });
             }
         }
     }
-
 }
 
 /// Moves queued statements from the client side into the tracker.
@@ -982,7 +1095,10 @@ fn is_fatal(body: &[u8]) -> bool {
 }
 
 /// Reads more bytes into `buf`, growing it by a chunk when it is full.
-async fn read_some<R: AsyncReadExt + Unpin>(r: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
+async fn read_some<R: AsyncReadExt + Unpin>(
+    r: &mut R,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(READ_CHUNK);
     }
@@ -998,22 +1114,33 @@ async fn flush_to(w: &mut TcpStream, out: &mut BytesMut) -> std::io::Result<()> 
 }
 
 /// Reads one whole backend message during startup; returns (tag, total).
-async fn read_backend_message(s: &mut TcpStream, buf: &mut BytesMut) -> Result<(u8, usize), SessionError> {
+async fn read_backend_message(
+    s: &mut TcpStream,
+    buf: &mut BytesMut,
+) -> Result<(u8, usize), SessionError> {
     loop {
-        if let Some(h) = parse_header(buf, MAX_INSPECTED_BACKEND_MESSAGE).map_err(SessionError::BackendProtocol)? {
+        if let Some(h) = parse_header(buf, MAX_INSPECTED_BACKEND_MESSAGE)
+            .map_err(SessionError::BackendProtocol)?
+        {
             if buf.len() >= h.total_len() {
                 return Ok((h.tag, h.total_len()));
             }
             buf.reserve(h.total_len() - buf.len());
         }
         if read_some(s, buf).await.map_err(SessionError::BackendIo)? == 0 {
-            return Err(SessionError::BackendIo(std::io::ErrorKind::UnexpectedEof.into()));
+            return Err(SessionError::BackendIo(
+                std::io::ErrorKind::UnexpectedEof.into(),
+            ));
         }
     }
 }
 
 /// Reads one whole client message during startup; returns its total length.
-async fn read_client_message(s: &mut TcpStream, buf: &mut BytesMut, max: usize) -> Result<usize, SessionError> {
+async fn read_client_message(
+    s: &mut TcpStream,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<usize, SessionError> {
     loop {
         if let Some(h) = parse_header(buf, max)? {
             if buf.len() >= h.total_len() {

@@ -211,7 +211,9 @@ impl Tracker {
                 if self.pending.is_empty() {
                     return false;
                 }
-                let rows = be::decode_command_complete(body).ok().and_then(|c| c.rows());
+                let rows = be::decode_command_complete(body)
+                    .ok()
+                    .and_then(|c| c.rows());
                 let copy_bytes = copy_in();
                 self.complete_front(Completion::ok(rows), copy_bytes);
             }
@@ -299,27 +301,72 @@ impl Tracker {
                     *errored = true;
                     // PostgreSQL skips the rest of a failed Query string.
                     let rest: Vec<Statement> = stmts.drain(..).collect();
-                    self.emit(stmt.as_ref(), Flow::Simple, started, c, rows_seen, bytes_out, bytes_in);
+                    self.emit(
+                        stmt.as_ref(),
+                        Flow::Simple,
+                        started,
+                        c,
+                        rows_seen,
+                        bytes_out,
+                        bytes_in,
+                    );
                     for s in &rest {
-                        self.emit(Some(s), Flow::Simple, started, Completion::aborted(NOT_EXECUTED), 0, 0, 0);
+                        self.emit(
+                            Some(s),
+                            Flow::Simple,
+                            started,
+                            Completion::aborted(NOT_EXECUTED),
+                            0,
+                            0,
+                            0,
+                        );
                     }
                 } else {
-                    self.emit(stmt.as_ref(), Flow::Simple, started, c, rows_seen, bytes_out, bytes_in);
+                    self.emit(
+                        stmt.as_ref(),
+                        Flow::Simple,
+                        started,
+                        c,
+                        rows_seen,
+                        bytes_out,
+                        bytes_in,
+                    );
                 }
             }
             Pending::Parse { .. } => {
                 // Only an error completes a Parse here (ParseComplete is
                 // handled separately): the statement never ran.
                 if let Some(Pending::Parse { stmt, started }) = self.pending.pop_front() {
-                    self.emit(Some(&stmt), Flow::ParseOnly, started, c, rows_seen, bytes_out, copy_bytes);
+                    self.emit(
+                        Some(&stmt),
+                        Flow::ParseOnly,
+                        started,
+                        c,
+                        rows_seen,
+                        bytes_out,
+                        copy_bytes,
+                    );
                 }
                 if is_error {
                     self.skip_to_sync();
                 }
             }
             Pending::Execute { .. } => {
-                if let Some(Pending::Execute { stmt, started, bytes_in }) = self.pending.pop_front() {
-                    self.emit(stmt.as_deref(), Flow::Extended, started, c, rows_seen, bytes_out, bytes_in + copy_bytes);
+                if let Some(Pending::Execute {
+                    stmt,
+                    started,
+                    bytes_in,
+                }) = self.pending.pop_front()
+                {
+                    self.emit(
+                        stmt.as_deref(),
+                        Flow::Extended,
+                        started,
+                        c,
+                        rows_seen,
+                        bytes_out,
+                        bytes_in + copy_bytes,
+                    );
                 }
                 if is_error {
                     self.skip_to_sync();
@@ -331,7 +378,15 @@ impl Tracker {
                 ev.operation = Some(Operation::Call.as_str());
                 ev.protocol_flow = Some("function_call");
                 ev.detail = Some(format!("FunctionCall oid {oid}"));
-                self.finish_event(ev, Operation::Call, started, c, rows_seen, bytes_out, copy_bytes);
+                self.finish_event(
+                    ev,
+                    Operation::Call,
+                    started,
+                    c,
+                    rows_seen,
+                    bytes_out,
+                    copy_bytes,
+                );
                 // Mark it completed; ReadyForQuery pops it.
                 if let Some(Pending::FunctionCall { oid, .. }) = self.pending.front_mut() {
                     *oid = u32::MAX;
@@ -347,11 +402,27 @@ impl Tracker {
     /// After an extended-protocol error the backend ignores everything up
     /// to Sync: those statements never run.
     fn skip_to_sync(&mut self) {
-        while matches!(self.pending.front(), Some(Pending::Parse { .. } | Pending::Execute { .. })) {
+        while matches!(
+            self.pending.front(),
+            Some(Pending::Parse { .. } | Pending::Execute { .. })
+        ) {
             // Skipped Parses are setup, not executions: only the skipped
             // Executes are worth an event.
-            if let Some(Pending::Execute { stmt, started, bytes_in }) = self.pending.pop_front() {
-                self.emit(stmt.as_deref(), Flow::Extended, started, Completion::aborted(NOT_EXECUTED), 0, 0, bytes_in);
+            if let Some(Pending::Execute {
+                stmt,
+                started,
+                bytes_in,
+            }) = self.pending.pop_front()
+            {
+                self.emit(
+                    stmt.as_deref(),
+                    Flow::Extended,
+                    started,
+                    Completion::aborted(NOT_EXECUTED),
+                    0,
+                    0,
+                    bytes_in,
+                );
             }
         }
     }
@@ -363,7 +434,15 @@ impl Tracker {
         match self.pending.pop_front() {
             Some(Pending::Query { stmts, started, .. }) => {
                 for s in &stmts {
-                    self.emit(Some(s), Flow::Simple, started, Completion::aborted("no answer from the server for this statement"), 0, 0, 0);
+                    self.emit(
+                        Some(s),
+                        Flow::Simple,
+                        started,
+                        Completion::aborted("no answer from the server for this statement"),
+                        0,
+                        0,
+                        0,
+                    );
                 }
             }
             Some(Pending::FunctionCall { oid, started }) if oid != u32::MAX => {
@@ -371,7 +450,10 @@ impl Tracker {
                 ev.operation = Some(Operation::Call.as_str());
                 ev.protocol_flow = Some("function_call");
                 ev.detail = Some(format!("FunctionCall oid {oid}"));
-                let (r, b) = (std::mem::take(&mut self.rows_seen), std::mem::take(&mut self.bytes_out));
+                let (r, b) = (
+                    std::mem::take(&mut self.rows_seen),
+                    std::mem::take(&mut self.bytes_out),
+                );
                 self.finish_event(ev, Operation::Call, started, Completion::ok(None), r, b, 0);
             }
             _ => {}
@@ -384,11 +466,31 @@ impl Tracker {
             match p {
                 Pending::Query { stmts, started, .. } => {
                     for s in &stmts {
-                        self.emit(Some(s), Flow::Simple, started, Completion::aborted(detail), 0, 0, 0);
+                        self.emit(
+                            Some(s),
+                            Flow::Simple,
+                            started,
+                            Completion::aborted(detail),
+                            0,
+                            0,
+                            0,
+                        );
                     }
                 }
-                Pending::Execute { stmt, started, bytes_in } => {
-                    self.emit(stmt.as_deref(), Flow::Extended, started, Completion::aborted(detail), 0, 0, bytes_in);
+                Pending::Execute {
+                    stmt,
+                    started,
+                    bytes_in,
+                } => {
+                    self.emit(
+                        stmt.as_deref(),
+                        Flow::Extended,
+                        started,
+                        Completion::aborted(detail),
+                        0,
+                        0,
+                        bytes_in,
+                    );
                 }
                 _ => {}
             }
@@ -427,7 +529,8 @@ impl Tracker {
             }
             None => {
                 ev.operation = Some(Operation::Unknown.as_str());
-                ev.detail = Some("statement not tracked (unknown or untracked prepared statement)".into());
+                ev.detail =
+                    Some("statement not tracked (unknown or untracked prepared statement)".into());
                 Operation::Unknown
             }
         };
@@ -446,7 +549,9 @@ impl Tracker {
         bytes_in: u64,
     ) {
         let elapsed = started.elapsed();
-        ev.rows = c.rows.or(if rows_seen > 0 { Some(rows_seen) } else { None });
+        ev.rows = c
+            .rows
+            .or(if rows_seen > 0 { Some(rows_seen) } else { None });
         ev.bytes_out = Some(bytes_out);
         ev.bytes_in = Some(bytes_in);
         ev.duration_us = Some(elapsed.as_micros() as u64);
@@ -494,7 +599,11 @@ fn capped(text: &str) -> String {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…[{} more bytes not audited]", &text[..end], text.len() - end)
+    format!(
+        "{}…[{} more bytes not audited]",
+        &text[..end],
+        text.len() - end
+    )
 }
 
 #[cfg(test)]
@@ -506,7 +615,10 @@ mod tests {
         assert_eq!(capped("select 1"), "select 1");
         let long = "é".repeat(MAX_AUDITED_STATEMENT_BYTES); // 2 bytes each
         let c = capped(&long);
-        assert!(c.ends_with(&format!("…[{} more bytes not audited]", MAX_AUDITED_STATEMENT_BYTES)));
+        assert!(c.ends_with(&format!(
+            "…[{} more bytes not audited]",
+            MAX_AUDITED_STATEMENT_BYTES
+        )));
         assert!(c.len() < MAX_AUDITED_STATEMENT_BYTES + 64);
     }
 }
