@@ -59,7 +59,7 @@ const THREAD_NAME: &str = "danxia-audit";
 /// per statement (a futex call by a session plus a context switch on a
 /// 2-core machine) into one per ~linger; the cost is up to this much extra
 /// delay before an event reaches the page cache, never a lost event.
-const BATCH_LINGER: Duration = Duration::from_millis(2);
+const BATCH_LINGER: Duration = Duration::from_millis(10);
 
 const METRIC_WRITTEN: &str = "danxia_audit_events_written_total";
 const METRIC_DROPPED: &str = "danxia_audit_events_dropped_total";
