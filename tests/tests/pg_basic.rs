@@ -577,3 +577,36 @@ fn backend_down_is_not_ready_and_fails_clearly() {
         |v| v == 0.0,
     );
 }
+
+#[test]
+fn replication_connections_are_refused_clearly_and_audited() {
+    let d = Danxia::start();
+    // psql with replication=database sends "replication" in the startup
+    // packet; danxia cannot inspect the replication protocol, so it refuses.
+    let out = run(Command::new("psql").env("PGCONNECT_TIMEOUT", "10").args([
+        "-X",
+        "-d",
+        &format!("{} replication=database", d.pg_dsn(USER, DB)),
+        "-c",
+        "IDENTIFY_SYSTEM",
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "must fail: {stderr}");
+    assert!(
+        stderr.contains("replication connections are not supported through danxia"),
+        "psql must show danxia's reason:\n{stderr}"
+    );
+    let events = d.wait_audit(WAIT, |e| {
+        e["kind"] == "session_end" && e["outcome"] == "refused"
+    });
+    let refused = events
+        .iter()
+        .find(|e| e["kind"] == "session_end" && e["outcome"] == "refused")
+        .expect("refusal audited");
+    assert_eq!(
+        refused["user"], USER,
+        "the refusal names who tried: {refused}"
+    );
+    assert_eq!(refused["database"], DB, "{refused}");
+    assert_eq!(refused["sqlstate"], "0A000", "{refused}");
+}

@@ -174,16 +174,13 @@ impl Session {
         let mut user = None;
         let mut database = None;
         let mut application = None;
+        let mut replication = false;
         for (k, v) in &params {
             match *k {
                 "user" => user = Some(Arc::<str>::from(*v)),
                 "database" => database = Some(Arc::<str>::from(*v)),
                 "application_name" => application = Some(Arc::<str>::from(*v)),
-                "replication" if *v != "false" && *v != "off" && *v != "0" && *v != "no" => {
-                    return Err(SessionError::Refused(
-                        "replication connections are not supported through danxia; connect replication clients to the server directly".into(),
-                    ));
-                }
+                "replication" => replication = !matches!(*v, "false" | "off" | "0" | "no"),
                 _ => {}
             }
         }
@@ -191,9 +188,15 @@ impl Session {
             message: "StartupMessage",
             reason: "no user name specified",
         }))?;
+        // Identity first, so that even a refused session is audited with it.
         self.ident.database = Some(database.unwrap_or_else(|| user.clone()));
         self.ident.user = Some(user);
         self.ident.application = application;
+        if replication {
+            return Err(SessionError::Refused(
+                "replication connections are not supported through danxia; connect replication clients to the server directly".into(),
+            ));
+        }
         drop(params);
 
         // 2. Backend connection; the client's startup packet goes through as sent.
