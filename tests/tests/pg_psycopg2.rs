@@ -181,6 +181,27 @@ fn psycopg2_suite_through_danxia() {
                 .is_some_and(|a| a.starts_with("danxia-suite-"))),
         "no session_start with the suite's application_name"
     );
+    // Large-object calls travel as FunctionCall messages: each one is
+    // audited as an operation `call` with the function's oid.
+    let calls: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "statement" && e["protocol_flow"] == "function_call")
+        .collect();
+    assert!(
+        calls.len() >= 3,
+        "the large-object check makes several FunctionCalls; audited: {}",
+        show(&calls)
+    );
+    for c in &calls {
+        assert_eq!(c["operation"], "call", "{c}");
+        assert_eq!(c["outcome"], "ok", "{c}");
+        assert!(
+            c["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("FunctionCall oid ")),
+            "{c}"
+        );
+    }
     let protocol_errors = of_kind(&events, "protocol_error");
     assert!(
         protocol_errors.is_empty(),

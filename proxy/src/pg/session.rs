@@ -766,6 +766,7 @@ impl Upstream<'_> {
                             self.send(Pending::FunctionCall {
                                 oid,
                                 started: received,
+                                done: false,
                             })
                             .await;
                         }

@@ -79,6 +79,8 @@ pub enum Pending {
     FunctionCall {
         oid: u32,
         started: Instant,
+        /// Already recorded (it failed); ReadyForQuery only removes it.
+        done: bool,
     },
 }
 
@@ -372,12 +374,10 @@ impl Tracker {
                     self.skip_to_sync();
                 }
             }
-            Pending::FunctionCall { oid, started } => {
+            Pending::FunctionCall { oid, started, done } => {
                 let (oid, started) = (*oid, *started);
-                let mut ev = self.ident.event(EventKind::Statement);
-                ev.operation = Some(Operation::Call.as_str());
-                ev.protocol_flow = Some("function_call");
-                ev.detail = Some(format!("FunctionCall oid {oid}"));
+                *done = true;
+                let ev = self.function_call_event(oid);
                 self.finish_event(
                     ev,
                     Operation::Call,
@@ -387,10 +387,6 @@ impl Tracker {
                     bytes_out,
                     copy_bytes,
                 );
-                // Mark it completed; ReadyForQuery pops it.
-                if let Some(Pending::FunctionCall { oid, .. }) = self.pending.front_mut() {
-                    *oid = u32::MAX;
-                }
             }
             Pending::Sync => {
                 // An error for a Bind/Describe with no Execute: no statement
@@ -445,11 +441,12 @@ impl Tracker {
                     );
                 }
             }
-            Some(Pending::FunctionCall { oid, started }) if oid != u32::MAX => {
-                let mut ev = self.ident.event(EventKind::Statement);
-                ev.operation = Some(Operation::Call.as_str());
-                ev.protocol_flow = Some("function_call");
-                ev.detail = Some(format!("FunctionCall oid {oid}"));
+            Some(Pending::FunctionCall {
+                oid,
+                started,
+                done: false,
+            }) => {
+                let ev = self.function_call_event(oid);
                 let (r, b) = (
                     std::mem::take(&mut self.rows_seen),
                     std::mem::take(&mut self.bytes_out),
@@ -458,6 +455,16 @@ impl Tracker {
             }
             _ => {}
         }
+    }
+
+    /// The event of a FunctionCall message (the fast-path interface, used
+    /// e.g. by large-object clients): no statement text, the function's oid.
+    fn function_call_event(&self, oid: u32) -> AuditEvent {
+        let mut ev = self.ident.event(EventKind::Statement);
+        ev.operation = Some(Operation::Call.as_str());
+        ev.protocol_flow = Some("function_call");
+        ev.detail = Some(format!("FunctionCall oid {oid}"));
+        ev
     }
 
     /// Every request still pending will never be answered (session ending).
