@@ -1443,8 +1443,7 @@ mod tests {
     use super::*;
     use Operation::*;
 
-    const PG: LexOptions = LexOptions::for_dialect(Dialect::Postgres);
-    const MY: LexOptions = LexOptions::for_dialect(Dialect::MySql);
+    use crate::lexer::test_options::{MY, PG};
 
     /// (statement, operation, tables) for PostgreSQL.
     const STATEMENTS: &[(&str, Operation, &[&str])] = &[

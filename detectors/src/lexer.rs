@@ -490,6 +490,20 @@ fn starts_block_comment(b: &[u8], at: usize) -> bool {
     b.get(at) == Some(&b'/') && b.get(at + 1) == Some(&b'*')
 }
 
+/// Option sets shared by the crate's table-driven tests.
+#[cfg(test)]
+pub(crate) mod test_options {
+    use super::{Dialect, LexOptions};
+
+    pub const PG: LexOptions = LexOptions::for_dialect(Dialect::Postgres);
+    /// PostgreSQL with `standard_conforming_strings = off`.
+    pub const PG_OLD: LexOptions = LexOptions {
+        dialect: Dialect::Postgres,
+        standard_conforming_strings: false,
+    };
+    pub const MY: LexOptions = LexOptions::for_dialect(Dialect::MySql);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,12 +516,7 @@ mod tests {
             .collect()
     }
 
-    const PG: LexOptions = LexOptions::for_dialect(Dialect::Postgres);
-    const PG_OLD: LexOptions = LexOptions {
-        dialect: Dialect::Postgres,
-        standard_conforming_strings: false,
-    };
-    const MY: LexOptions = LexOptions::for_dialect(Dialect::MySql);
+    use crate::lexer::test_options::{MY, PG, PG_OLD};
 
     #[test]
     fn token_table() {

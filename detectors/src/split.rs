@@ -86,14 +86,8 @@ fn push_trimmed<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lexer::Dialect;
 
-    const PG: LexOptions = LexOptions::for_dialect(Dialect::Postgres);
-    const PG_OLD: LexOptions = LexOptions {
-        dialect: Dialect::Postgres,
-        standard_conforming_strings: false,
-    };
-    const MY: LexOptions = LexOptions::for_dialect(Dialect::MySql);
+    use crate::lexer::test_options::{MY, PG, PG_OLD};
 
     #[test]
     fn split_table() {
