@@ -71,17 +71,14 @@ impl Analyzer {
     /// reason as its parse error. Not cached.
     pub fn unanalysable(&self, text: &str, reason: &str) -> Statement {
         self.parse_failures.increment(1);
-        let (fingerprint, normalized) = fingerprint(text, LexOptions::default());
         Statement {
             text: Arc::from(text),
-            facts: Arc::new(StatementFacts {
-                operation: danxia_detectors::Operation::Unknown,
-                tables: Vec::new(),
-                functions: Vec::new(),
-                fingerprint,
-                normalized,
-                parse_error: Some(reason.to_string()),
-            }),
+            facts: Arc::new(bare_facts(
+                text,
+                LexOptions::default(),
+                danxia_detectors::Operation::Unknown,
+                Some(reason.to_string()),
+            )),
             changes_lexing: false,
         }
     }
@@ -104,7 +101,7 @@ impl Analyzer {
                 f.fingerprint = fp;
                 f
             })
-            .unwrap_or_else(|| empty_facts(stmt, opts));
+            .unwrap_or_else(|| bare_facts(stmt, opts, danxia_detectors::Operation::Empty, None));
         if facts.parse_error.is_some() {
             self.parse_failures.increment(1);
         }
@@ -135,15 +132,22 @@ fn changes_lexing(f: &StatementFacts) -> bool {
             .any(|x| x == "set_config" || x.ends_with(".set_config"))
 }
 
-fn empty_facts(stmt: &str, opts: LexOptions) -> StatementFacts {
+/// Facts with only a fingerprint and an operation: for text the analyser
+/// returned nothing for, or that must not be parsed at all.
+fn bare_facts(
+    stmt: &str,
+    opts: LexOptions,
+    operation: danxia_detectors::Operation,
+    parse_error: Option<String>,
+) -> StatementFacts {
     let (fingerprint, normalized) = fingerprint(stmt, opts);
     StatementFacts {
-        operation: danxia_detectors::Operation::Empty,
+        operation,
         tables: Vec::new(),
         functions: Vec::new(),
         fingerprint,
         normalized,
-        parse_error: None,
+        parse_error,
     }
 }
 

@@ -53,7 +53,7 @@ fn describe() {
     describe_counter!("danxia_connections_total", "Client connections accepted.");
     describe_counter!(
         "danxia_connections_rejected_total",
-        "Client connections refused (reason: max_connections, shutdown)."
+        "Client connections refused (reason: max_connections)."
     );
     describe_counter!(
         "danxia_statements_total",
@@ -147,7 +147,6 @@ pub struct ListenerMetrics {
     pub connections_active: Gauge,
     pub connections_total: Counter,
     pub rejected_max_connections: Counter,
-    pub rejected_shutdown: Counter,
     pub client_in: Counter,
     pub client_out: Counter,
     pub backend_in: Counter,
@@ -169,7 +168,6 @@ impl ListenerMetrics {
             connections_active: gauge!("danxia_connections_active", "listener" => l.clone()),
             connections_total: counter!("danxia_connections_total", "listener" => l.clone()),
             rejected_max_connections: counter!("danxia_connections_rejected_total", "listener" => l.clone(), "reason" => "max_connections"),
-            rejected_shutdown: counter!("danxia_connections_rejected_total", "listener" => l.clone(), "reason" => "shutdown"),
             client_in: counter!("danxia_client_bytes_total", "listener" => l.clone(), "direction" => "in"),
             client_out: counter!("danxia_client_bytes_total", "listener" => l.clone(), "direction" => "out"),
             backend_in: counter!("danxia_backend_bytes_total", "listener" => l.clone(), "direction" => "in"),

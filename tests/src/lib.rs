@@ -438,10 +438,7 @@ impl Danxia {
     /// `danxia audit verify <audit_dir>` (run it after [`Danxia::shutdown`]
     /// for a complete chain).
     pub fn audit_verify(&self) -> Output {
-        run(Command::new(bin_path())
-            .arg("audit")
-            .arg("verify")
-            .arg(&self.audit_dir))
+        audit_verify_dir(&self.audit_dir)
     }
 
     /// danxia's log (stderr and stdout) so far.
@@ -562,6 +559,11 @@ impl Drop for Danxia {
 }
 
 /// Reads all audit events in `dir` (see [`Danxia::audit_events`]).
+/// `danxia audit verify DIR` on any directory (e.g. a tampered copy).
+pub fn audit_verify_dir(dir: &Path) -> Output {
+    run(Command::new(bin_path()).arg("audit").arg("verify").arg(dir))
+}
+
 pub fn read_audit_dir(dir: &Path) -> Vec<serde_json::Value> {
     let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
         Ok(rd) => rd

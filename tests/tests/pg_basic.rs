@@ -392,10 +392,7 @@ select * from danxia_no_such_table;
     let tampered = text.replacen("where id = 1", "where id = 7", 1);
     assert_eq!(tampered.len(), text.len());
     std::fs::write(&file, tampered).expect("write tampered file");
-    let v = run(Command::new(bin_path())
-        .arg("audit")
-        .arg("verify")
-        .arg(copy.path()));
+    let v = audit_verify_dir(copy.path());
     let vout =
         String::from_utf8_lossy(&v.stdout).into_owned() + &String::from_utf8_lossy(&v.stderr);
     assert_eq!(
@@ -418,10 +415,7 @@ select * from danxia_no_such_table;
         .map(|(_, l)| l)
         .collect();
     std::fs::write(&file, kept.join("\n") + "\n").expect("write");
-    let v = run(Command::new(bin_path())
-        .arg("audit")
-        .arg("verify")
-        .arg(copy.path()));
+    let v = audit_verify_dir(copy.path());
     let vout =
         String::from_utf8_lossy(&v.stdout).into_owned() + &String::from_utf8_lossy(&v.stderr);
     assert_eq!(

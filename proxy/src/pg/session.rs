@@ -682,6 +682,12 @@ impl Upstream<'_> {
                         fe::tag::QUERY => {
                             let text = cstr(body, 0, "Query")?.0;
                             let stmts = analyse(self.ctx, self.lex, &mut self.lexing_touched, text);
+                            // A lexing change is counted when the statement
+                            // is sent to run (here, or at Execute); a Parse
+                            // alone changes nothing.
+                            for _ in stmts.iter().filter(|s| s.changes_lexing) {
+                                self.lex.change_sent();
+                            }
                             self.send(Pending::query(stmts, received, total as u64))
                                 .await;
                         }
@@ -831,11 +837,6 @@ impl Upstream<'_> {
     }
 
     async fn send(&self, p: Pending) {
-        if let Pending::Query { stmts, .. } = &p {
-            for _ in stmts.iter().filter(|s| s.changes_lexing) {
-                self.lex.change_sent();
-            }
-        }
         // The receiver only goes away when the session is ending.
         let _ = self.tx.send(p).await;
     }
@@ -872,8 +873,6 @@ fn analyse(ctx: &ListenerCtx, lex: &LexState, touched: &mut bool, bytes: &[u8]) 
             s.changes_lexing = true;
         }
     }
-    // Counted only for Query statements here; an Execute counts when
-    // it is sent (a Parse alone changes nothing).
     stmts
 }
 
@@ -933,7 +932,7 @@ impl Downstream<'_> {
             let n = tokio::select! {
                 biased;
                 r = read_some(&mut self.reader, &mut self.buf) => r.map_err(SessionError::BackendIo)?,
-                p = self.rx.recv(), if tracker.pending_len() < MAX_IN_FLIGHT => {
+                p = self.rx.recv(), if tracker.in_flight() < MAX_IN_FLIGHT => {
                     if let Some(p) = p {
                         tracker.push(p);
                     }
@@ -1056,7 +1055,7 @@ impl Downstream<'_> {
 
 /// Moves queued statements from the client side into the tracker.
 fn drain(rx: &mut mpsc::Receiver<Pending>, tracker: &mut Tracker) {
-    while tracker.pending_len() < MAX_IN_FLIGHT {
+    while tracker.in_flight() < MAX_IN_FLIGHT {
         match rx.try_recv() {
             Ok(p) => tracker.push(p),
             Err(_) => break,

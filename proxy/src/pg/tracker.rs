@@ -185,10 +185,6 @@ impl Tracker {
         self.pending.push_back(p);
     }
 
-    pub fn pending_len(&self) -> usize {
-        self.pending.len()
-    }
-
     /// Requests the backend has not finished answering.
     pub fn in_flight(&self) -> usize {
         self.pending.len()
