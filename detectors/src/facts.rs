@@ -5,12 +5,14 @@
 //! destructive operation, and a `parse_error` rather than silence.
 //!
 //! The operation comes from the statement's leading keywords (so statements
-//! sqlparser cannot parse get one too); tables and functions come from the
-//! sqlparser AST of the statement's literal-free skeleton (see
-//! [`crate::fingerprint`]), or, when that does not parse, from a
-//! best-effort keyword scan. Every fact is a function of the normalised
-//! text, so facts cached by fingerprint are right for every statement that
-//! shares it.
+//! sqlparser cannot parse get one too); tables, functions, columns and the
+//! shape facts come from the sqlparser AST of the statement's literal-free
+//! skeleton (see [`crate::fingerprint`]), or, when that does not parse,
+//! from a best-effort keyword scan (the `shape` module owns the shape rules).
+//! Every fact is a function of the normalised text, so facts cached by
+//! fingerprint are right for every statement that shares it. In particular
+//! literal values are invisible: `1`, `'x'` and `$1` all look alike, so
+//! `$1 = $2` counts as a constant comparison.
 //!
 //! # Operation mapping
 //!
@@ -47,6 +49,35 @@
 //! where PostgreSQL never resolves a CTE (the target of
 //! INSERT/UPDATE/DELETE/MERGE); a CTE only hides a same-named table where it
 //! is in scope (a non-recursive CTE does not see itself).
+//!
+//! # Shape facts and signals
+//!
+//! "Constant" below means built only from literals and parameters (the
+//! fingerprint cannot tell them apart), with casts, parentheses, operators,
+//! comparisons, LIKE/IN/BETWEEN/IS tests, CASE, and calls whose arguments
+//! are all constant (`now()`, `lower('A')`); never a column or subquery.
+//!
+//! | Fact | Set when (from the AST) | Without a parse (keyword scan) |
+//! |------|-------------------------|--------------------------------|
+//! | `columns` | every column reference (last name part: `t.c` → `c`): expressions anywhere (select list, WHERE, JOIN ON, GROUP/ORDER BY, function arguments, RETURNING, index keys, defaults), `JOIN … USING (c)`, INSERT/MERGE column lists, SET targets, `ON CONFLICT (c)`, `COPY t (c)`, CREATE TABLE / ALTER TABLE columns, `COMMENT ON COLUMN`. Select-list aliases used in ORDER BY count; SET-statement values, `SELECT … INTO` targets, `DEFAULT` and MySQL `@vars` do not | every word that is not a keyword, relation, alias, call, qualifier or type (over-reports) |
+//! | `select_star` | `*` / `t.*` in any select list or RETURNING, `t.*` as a call argument (`row_to_json(t.*)`; not `count(*)`), a whole-row reference in a PostgreSQL select list (`SELECT u FROM users u`, `row_to_json(u)`), `TABLE t`, `COPY t TO …` without a column list | a `*` after SELECT/DISTINCT/ALL/RETURNING/`,`/`.`; leading `TABLE`; COPY as left |
+//! | `unbounded_write` | an UPDATE/DELETE anywhere (CTE, `EXPLAIN ANALYZE`, `PREPARE`, `COPY (…)`, but not a plain `EXPLAIN`) with no WHERE, a WHERE naming no column, or a top-level OR branch naming no column (`OR 1=1`, also `OR $1 IS NULL`). `WHERE CURRENT OF c` does not parse: bounded | operation UPDATE/DELETE and no WHERE at the verb's nesting depth; any WHERE (even `1=1`) counts as a bound |
+//! | `limited` | the statement is a query whose outermost level (through wrapping parentheses) has `LIMIT n`, `LIMIT o, n`, `FETCH FIRST [n] ROWS`; not `LIMIT ALL`, `LIMIT NULL`, `OFFSET` alone, `FETCH … PERCENT` | a depth-0 LIMIT (not ALL/NULL) or FETCH in a query |
+//! | `TAUTOLOGY` | an operand of any OR (WHERE, HAVING, JOIN ON, subqueries, CASE…) that is constant and not a null test: `OR 1=1`, `OR 'a'='a'`, `OR 1`, `OR NOT false`, `OR 1 IN (1)`, `OR 'x' LIKE '%'`. Not `$1 IS NULL OR col = $1` (ORM idiom), not `WHERE 1=1` without OR. MySQL: a constant after `\|\|` | `OR` (MySQL also `\|\|`) followed by a run of constants that is not a null test |
+//! | `UNION_SELECT` | a UNION branch after the first with no FROM, a constant-only projection (`NULL, 1`), or a catalog relation (see below); not INTERSECT/EXCEPT | `UNION [ALL] SELECT` with no FROM or a constant projection; any UNION plus a catalog relation |
+//! | `COMMENT_TRUNCATION` | the normalised text ends in [`crate::fingerprint::TRUNCATION_MARKER`]: a `--`/`#` comment with no line break after it, or an unterminated `/*`, after a token of the statement | same |
+//! | `TIME_DELAY` | a call of `pg_sleep`, `pg_sleep_for`, `pg_sleep_until`, `sleep`, `benchmark` (any schema) | same, on the scanned calls |
+//! | `FILE_ACCESS` | a call of `pg_read_file`, `pg_read_binary_file`, `pg_ls_dir`/`logdir`/`waldir`/`tmpdir`/`archive_statusdir`, `pg_stat_file`, `lo_import`, `lo_export`, `pg_file_write`/`rename`/`unlink`, `load_file`; `COPY … FROM/TO 'file'`; PostgreSQL `LOAD 'lib'`; MySQL `INTO OUTFILE/DUMPFILE`, `LOAD DATA [LOCAL] INFILE`, `LOAD XML` | same (keywords are read from tokens in both cases) |
+//! | `PROGRAM_EXEC` | `COPY … FROM/TO PROGRAM` | same |
+//! | `NETWORK_ACCESS` | a call whose name starts with `dblink` | same |
+//! | `CATALOG_PROBE` | a relation `information_schema.*`; PostgreSQL `pg_class`, `pg_attribute`, `pg_namespace`, `pg_tables`, `pg_views`, `pg_roles`, `pg_user`, `pg_database`, `pg_proc`, `pg_settings`, `pg_stat_activity`, `pg_indexes`, `pg_stat_statements`, bare or `pg_catalog.`-qualified; MySQL `mysql.*`, `performance_schema.*`, `sys.*` (qualified only) | same, on the scanned relations |
+//! | `CATALOG_SECRET` | PostgreSQL `pg_shadow`, `pg_authid`, `pg_user_mapping(s)`, `pg_largeobject` (bare or `pg_catalog.`); MySQL `mysql.user`. Not also CATALOG_PROBE | same |
+//! | `ENCODED_LITERAL` | a call of `chr`, `char`, `decode`, `convert_from`, `unhex`, `from_base64` (any schema) | same |
+//!
+//! Names compare as normalised (a quoted `"PG_SHADOW"` is another
+//! relation), ASCII case-insensitively in MySQL. A CTE that hides a catalog
+//! name hides its signal too. Code inside string bodies (`DO $$…$$`,
+//! function bodies, `dblink(…, 'sql')`) is a literal and invisible.
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -60,8 +91,10 @@ use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect};
 use sqlparser::parser::Parser;
 
 use crate::error::Error;
-use crate::fingerprint::{fingerprint, skeleton, Fingerprint};
+use crate::fingerprint::{fingerprint, skeleton, Fingerprint, TRUNCATION_MARKER};
 use crate::lexer::{Dialect, LexOptions, Lexer, Token, TokenKind};
+use crate::shape::{name_signals, scan_shape, token_shape, Shape, ShapeCollector};
+use crate::signals::Signals;
 use crate::split::split_statements;
 
 /// Longest statement skeleton (the normalised text with parseable literal
@@ -86,6 +119,13 @@ pub const PARSE_STACK_RED_ZONE: usize = if cfg!(debug_assertions) {
 } else {
     3 << 19
 };
+/// Stack reserved per byte of skeleton for a parse (see
+/// `parse_and_collect`): a chain of binary operators costs one frame of
+/// tree walk and drop per operator, at least four skeleton bytes each
+/// (`0 + `). Sized with a 2–4× margin over the measured worst case; at
+/// [`MAX_ANALYZED_LEN`] this reserves 16 MiB (64 MiB in debug builds) of
+/// address space, touched only as deep as the statement needs.
+const STACK_BYTES_PER_SKELETON_BYTE: usize = if cfg!(debug_assertions) { 256 } else { 64 };
 /// Size of the stack segment a parse gets when the caller's is short.
 pub const PARSE_STACK_SIZE: usize = if cfg!(debug_assertions) {
     8 << 20
@@ -102,7 +142,7 @@ const MAX_PARSE_ERROR_LEN: usize = 256;
 ///
 /// The discriminant order is [`Operation::ALL`]'s order, so `op as usize`
 /// indexes per-operation arrays (the proxy's metrics do).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
     Select,
@@ -127,6 +167,9 @@ pub enum Operation {
     Explain,
     Utility,
     Empty,
+    /// The default: a statement nobody has classified is treated as the
+    /// least understood kind, never as a harmless one.
+    #[default]
     Unknown,
 }
 
@@ -208,7 +251,7 @@ impl std::fmt::Display for Operation {
 }
 
 /// Everything the policy layer learns about one statement.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StatementFacts {
     pub operation: Operation,
     /// Relations touched, normalised (see the module docs), sorted,
@@ -226,6 +269,30 @@ pub struct StatementFacts {
     /// from the leading keywords alone, and tables/functions from a
     /// keyword scan). Never contains a literal value.
     pub parse_error: Option<String>,
+    /// Column names referenced anywhere in the statement (select list,
+    /// WHERE, SET targets, INSERT column lists, ORDER BY, …): the last part
+    /// of each reference, normalised like tables, sorted, deduplicated.
+    /// `t.c` gives `c`; which table a column belongs to is left to the
+    /// policy layer, which must assume any table of the statement. Without
+    /// a parse, a keyword scan that over-reports (see the module docs).
+    pub columns: Vec<String>,
+    /// A `*` or `t.*` in any select list or RETURNING (not `count(*)`), a
+    /// whole-row reference (`SELECT u FROM users u`), `TABLE t`, or
+    /// `COPY t TO` without a column list: every column of the source is
+    /// read.
+    pub select_star: bool,
+    /// An UPDATE or DELETE (also inside a CTE, or run by EXPLAIN ANALYZE)
+    /// with no WHERE, or with a WHERE that names no column or has an OR
+    /// branch that names none (`WHERE 1=1`, `WHERE true`,
+    /// `WHERE id = $1 OR 1 = 1`): it may touch every row.
+    pub unbounded_write: bool,
+    /// The statement is a query whose outermost level has a row limit
+    /// (`LIMIT n`, `FETCH FIRST`, MySQL `LIMIT o, n`); `LIMIT ALL` and
+    /// `LIMIT NULL` are no limit. False for every other statement.
+    pub limited: bool,
+    /// Injection and misuse signals found in the statement's shape (see
+    /// the module docs for each rule).
+    pub signals: Signals,
 }
 
 impl StatementFacts {
@@ -269,11 +336,9 @@ pub fn analyze(sql: &str, opts: LexOptions) -> Vec<StatementFacts> {
         let (fingerprint, normalized) = fingerprint(sql, opts);
         return vec![StatementFacts {
             operation: Operation::Empty,
-            tables: Vec::new(),
-            functions: Vec::new(),
             fingerprint,
             normalized,
-            parse_error: None,
+            ..StatementFacts::default()
         }];
     }
     statements
@@ -298,13 +363,34 @@ fn analyze_statement(stmt: &str, opts: LexOptions) -> StatementFacts {
     } else {
         Ok(())
     };
-    let (mut objects, parse_error) = match limit.and_then(|()| parse_and_collect(&parse_text, opts))
-    {
-        Ok(found) => found,
-        Err(e) => (keyword_scan(&tokens), Some(e)),
+    let parsed = limit.and_then(|()| parse_and_collect(&parse_text, opts));
+    let (mut objects, parse_error, mut shape) = match parsed {
+        Ok((objects, error, shape)) => (objects, error, shape),
+        Err(e) => {
+            let (mut objects, relation_tokens) = keyword_scan(&tokens);
+            sort_dedup(&mut objects.tables);
+            let shape = scan_shape(
+                &tokens,
+                &relation_tokens,
+                opts.dialect,
+                operation,
+                &objects.tables,
+            );
+            (objects, Some(e), shape)
+        }
     };
     sort_dedup(&mut objects.tables);
     sort_dedup(&mut objects.functions);
+    sort_dedup(&mut shape.columns);
+    token_shape(&tokens, opts.dialect, &mut shape);
+    shape.signals.insert(name_signals(
+        &objects.tables,
+        &objects.functions,
+        opts.dialect,
+    ));
+    if normalized.ends_with(TRUNCATION_MARKER) {
+        shape.signals.insert(Signals::COMMENT_TRUNCATION);
+    }
     StatementFacts {
         operation,
         tables: objects.tables,
@@ -312,6 +398,11 @@ fn analyze_statement(stmt: &str, opts: LexOptions) -> StatementFacts {
         fingerprint,
         normalized,
         parse_error: parse_error.map(|e| sanitize_error(&e.to_string())),
+        columns: shape.columns,
+        select_star: shape.select_star,
+        unbounded_write: shape.unbounded_write,
+        limited: shape.limited,
+        signals: shape.signals,
     }
 }
 
@@ -320,8 +411,8 @@ fn sort_dedup(v: &mut Vec<String>) {
     v.dedup();
 }
 
-/// Tables, functions and a possible splitter disagreement from sqlparser's
-/// AST of `stmt`, or why it could not parse.
+/// Tables, functions, a possible splitter disagreement and the statement's
+/// [`Shape`] from sqlparser's AST of `stmt`, or why it could not parse.
 ///
 /// sqlparser bounds its recursion by count, not by stack: 49 nested
 /// `EXPLAIN`s take ~0.9 MiB of stack in a release build (~3.7 MiB in a
@@ -330,19 +421,30 @@ fn sort_dedup(v: &mut Vec<String>) {
 /// [`PARSE_STACK_RED_ZONE`] remains; on a shallow worker stack that costs
 /// nothing. A parser panic is caught: attacker-chosen text must cost one
 /// parse error, not the proxy process.
-fn parse_and_collect(stmt: &str, opts: LexOptions) -> Result<(Objects, Option<Error>), Error> {
+fn parse_and_collect(
+    stmt: &str,
+    opts: LexOptions,
+) -> Result<(Objects, Option<Error>, Shape), Error> {
     let run = || {
         let ast = parse(stmt, opts.dialect)?;
-        let objects = collect(&ast, opts.dialect);
+        let (objects, shape) = collect(&ast, opts.dialect);
         match ast.len() {
-            1 => Ok((objects, None)),
+            1 => Ok((objects, None, shape)),
             // The splitter and sqlparser disagree on where statements end:
             // keep what sqlparser found, but flag the statement.
-            n if n > 1 => Ok((objects, Some(Error::StatementCount { parsed: n }))),
+            n if n > 1 => Ok((objects, Some(Error::StatementCount { parsed: n }), shape)),
             n => Err(Error::StatementCount { parsed: n }),
         }
     };
-    stacker::maybe_grow(PARSE_STACK_RED_ZONE, PARSE_STACK_SIZE, || {
+    // sqlparser builds `a + b + c …` and `x AND y AND …` as left-deep trees
+    // without counting them against its recursion limit, and walking or
+    // dropping such a tree recurses once per operator: stack use grows with
+    // the statement's length, not its nesting. So long statements get a
+    // stack sized by their length (virtual memory, committed only as far as
+    // it is used): 50 000 chained `+` needed ~5 MiB in a release build.
+    let need = PARSE_STACK_SIZE.max(stmt.len().saturating_mul(STACK_BYTES_PER_SKELETON_BYTE));
+    let red_zone = PARSE_STACK_RED_ZONE.max(need);
+    stacker::maybe_grow(red_zone, need, || {
         catch_unwind(AssertUnwindSafe(run)).unwrap_or(Err(Error::ParserPanicked))
     })
 }
@@ -698,11 +800,11 @@ fn explain_operation(toks: &[Token<'_>], dialect: Dialect, depth: usize) -> Oper
     }
 }
 
-fn is_word(toks: &[Token<'_>], i: usize, kw: &str) -> bool {
+pub(crate) fn is_word(toks: &[Token<'_>], i: usize, kw: &str) -> bool {
     toks.get(i).is_some_and(|t| t.is_word(kw))
 }
 
-fn kind_at(toks: &[Token<'_>], i: usize) -> Option<TokenKind> {
+pub(crate) fn kind_at(toks: &[Token<'_>], i: usize) -> Option<TokenKind> {
     toks.get(i).map(|t| t.kind)
 }
 
@@ -718,7 +820,7 @@ fn lower<'b>(word: &str, buf: &'b mut [u8; 16]) -> &'b str {
 }
 
 /// Index just past the bracket group opening at `open` (or the end).
-fn skip_group(toks: &[Token<'_>], open: usize) -> usize {
+pub(crate) fn skip_group(toks: &[Token<'_>], open: usize) -> usize {
     let mut depth = 0usize;
     for (i, t) in toks.iter().enumerate().skip(open) {
         match t.kind {
@@ -747,7 +849,7 @@ fn group_inner<'t, 'a>(toks: &'t [Token<'a>], open: usize, end: usize) -> &'t [T
 }
 
 /// Index past a possibly qualified name (`a`, `"A".b`) starting at `i`.
-fn skip_name(toks: &[Token<'_>], mut i: usize) -> usize {
+pub(crate) fn skip_name(toks: &[Token<'_>], mut i: usize) -> usize {
     while matches!(
         kind_at(toks, i),
         Some(TokenKind::Word | TokenKind::QuotedIdent)
@@ -772,19 +874,21 @@ struct Objects {
     functions: Vec<String>,
 }
 
-fn collect(ast: &[Statement], dialect: Dialect) -> Objects {
+fn collect(ast: &[Statement], dialect: Dialect) -> (Objects, Shape) {
     let mut c = Collector {
         dialect,
+        shape: ShapeCollector::new(dialect),
         ..Collector::default()
     };
     for stmt in ast {
         // The visitor never breaks.
         let _ = stmt.visit(&mut c);
     }
-    Objects {
+    let objects = Objects {
         tables: c.tables,
         functions: c.functions,
-    }
+    };
+    (objects, c.shape.finish(ast))
 }
 
 /// The CTEs of one WITH clause, and how many of them are visible where the
@@ -842,6 +946,8 @@ struct Collector {
     not_relations: HashSet<usize>,
     /// DML targets: PostgreSQL never resolves these to a CTE.
     targets: HashSet<usize>,
+    /// Columns, `*` reads, write bounds and signals, gathered on the same walk.
+    shape: ShapeCollector,
 }
 
 impl Collector {
@@ -915,6 +1021,7 @@ impl Visitor for Collector {
             });
         }
         self.set_expr_tables(&q.body);
+        self.shape.query(q);
         std::ops::ControlFlow::Continue(())
     }
 
@@ -940,6 +1047,7 @@ impl Visitor for Collector {
     }
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> std::ops::ControlFlow<()> {
+        self.shape.table_factor(factor);
         match factor {
             TableFactor::Table {
                 name,
@@ -956,6 +1064,7 @@ impl Visitor for Collector {
     }
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> std::ops::ControlFlow<()> {
+        self.shape.expr(expr);
         if let Expr::Function(f) = expr {
             self.functions.push(object_name(&f.name));
         }
@@ -963,6 +1072,7 @@ impl Visitor for Collector {
     }
 
     fn pre_visit_select(&mut self, select: &Select) -> std::ops::ControlFlow<()> {
+        self.shape.select(select);
         // PostgreSQL's SELECT … INTO creates the table; MySQL's INTO names
         // variables or files.
         if let (Dialect::Postgres, Some(into)) = (self.dialect, &select.into) {
@@ -978,6 +1088,7 @@ impl Visitor for Collector {
     }
 
     fn pre_visit_statement(&mut self, stmt: &Statement) -> std::ops::ControlFlow<()> {
+        self.shape.statement(stmt);
         match stmt {
             Statement::Insert(ins) => {
                 if let TableObject::TableName(name) = &ins.table {
@@ -1037,6 +1148,11 @@ impl Visitor for Collector {
             Statement::Call(f) => self.functions.push(object_name(&f.name)),
             _ => {}
         }
+        std::ops::ControlFlow::Continue(())
+    }
+
+    fn post_visit_statement(&mut self, stmt: &Statement) -> std::ops::ControlFlow<()> {
+        self.shape.post_statement(stmt);
         std::ops::ControlFlow::Continue(())
     }
 }
@@ -1237,12 +1353,19 @@ const DECLARING: &[&str] = &[
 /// call's parentheses, so `extract(year from ts)` is no table), the name
 /// lists of VACUUM/ANALYZE/CLUSTER/LOCK/TRUNCATE/COPY/REINDEX TABLE/
 /// REFRESH MATERIALIZED VIEW, and every non-keyword name followed by `(`.
-fn keyword_scan(toks: &[Token<'_>]) -> Objects {
+/// Also marks which tokens it read as relation names or their aliases (so
+/// the fallback column scan can skip them).
+fn keyword_scan(toks: &[Token<'_>]) -> (Objects, Vec<bool>) {
     let mut tables = Vec::new();
     let mut functions = Vec::new();
     // Marks the `(` that open a relation's column list, not a call.
     let mut column_lists = vec![false; toks.len()];
-    leader_names(toks, &mut tables, &mut column_lists);
+    let mut relation_tokens = vec![false; toks.len()];
+    let mut found = NameList {
+        out: &mut tables,
+        marks: &mut relation_tokens,
+    };
+    leader_names(toks, &mut found, &mut column_lists);
     // Relations in query context; calls anywhere.
     let mut query_context = vec![true];
     for (j, t) in toks.iter().enumerate() {
@@ -1274,16 +1397,31 @@ fn keyword_scan(toks: &[Token<'_>]) -> Objects {
                 // `FROM f(x)` calls f; `INTO t (a, b)` lists t's columns.
                 let columns = !(t.is_word("from") || t.is_word("join"));
                 let lists = columns.then_some(column_lists.as_mut_slice());
-                read_name_list(toks, k, lists, &mut tables);
+                read_name_list(toks, k, lists, &mut found);
             }
             _ => {}
         }
     }
-    Objects { tables, functions }
+    (Objects { tables, functions }, relation_tokens)
+}
+
+/// Where [`read_name_list`] puts the names it reads, and the tokens it
+/// marks as read (relation names and aliases).
+struct NameList<'o> {
+    out: &'o mut Vec<String>,
+    marks: &'o mut [bool],
+}
+
+impl NameList<'_> {
+    fn mark(&mut self, from: usize, to: usize) {
+        if let Some(m) = self.marks.get_mut(from..to.min(self.marks.len())) {
+            m.fill(true);
+        }
+    }
 }
 
 /// The relations named right after the options of a maintenance statement.
-fn leader_names(toks: &[Token<'_>], tables: &mut Vec<String>, column_lists: &mut [bool]) {
+fn leader_names(toks: &[Token<'_>], tables: &mut NameList<'_>, column_lists: &mut [bool]) {
     let lead = |w: &str| is_word(toks, 0, w);
     let mut i = 1;
     if lead("copy") {
@@ -1339,7 +1477,7 @@ fn read_name_list(
     toks: &[Token<'_>],
     mut i: usize,
     mut column_lists: Option<&mut [bool]>,
-    out: &mut Vec<String>,
+    out: &mut NameList<'_>,
 ) {
     loop {
         let end = skip_name(toks, i);
@@ -1353,7 +1491,8 @@ fn read_name_list(
         if end == i || call || keyword {
             return;
         }
-        out.push(token_name(toks.get(i..end).unwrap_or(&[])));
+        out.out.push(token_name(toks.get(i..end).unwrap_or(&[])));
+        out.mark(i, end);
         i = end;
         if kind_at(toks, i) == Some(TokenKind::LParen) {
             if let Some(mark) = column_lists.as_deref_mut().and_then(|m| m.get_mut(i)) {
@@ -1370,6 +1509,7 @@ fn read_name_list(
                 .chain(NOT_FUNCTIONS)
                 .any(|w| is_word(toks, i, w))
         {
+            out.mark(i, i + 1);
             i += 1;
         }
         if kind_at(toks, i) != Some(TokenKind::Comma) {
@@ -1410,7 +1550,7 @@ fn called_name(toks: &[Token<'_>], paren: usize) -> Option<String> {
 }
 
 /// A name from tokens `a . "B" . c`, normalised like AST names.
-fn token_name(toks: &[Token<'_>]) -> String {
+pub(crate) fn token_name(toks: &[Token<'_>]) -> String {
     let mut out = String::new();
     for t in toks {
         match t.kind {
@@ -1901,10 +2041,13 @@ mod tests {
             let toks: Vec<_> = Lexer::new(sql, PG)
                 .filter(|t| t.kind.is_significant())
                 .collect();
-            let Objects {
-                tables: mut t,
-                functions: mut f,
-            } = keyword_scan(&toks);
+            let (
+                Objects {
+                    tables: mut t,
+                    functions: mut f,
+                },
+                _,
+            ) = keyword_scan(&toks);
             sort_dedup(&mut t);
             sort_dedup(&mut f);
             assert_eq!(
@@ -1974,7 +2117,10 @@ mod tests {
                 "select * from t where a = 'x'",
                 &huge,
             ],
-            &["vacuum t", "VACUUM   t -- c"],
+            // A comment followed by a line break leaves no trace (one
+            // running to the end of input would: COMMENT_TRUNCATION).
+            &["vacuum t", "VACUUM   t -- c\n", "vacuum /* c */ t"],
+            &["vacuum t -- c", "vacuum t /* unterminated"],
             &[
                 "select * from t where a in (1, 2)",
                 "select * from t where a in ($1)",
@@ -2179,7 +2325,7 @@ mod tests {
         );
         let ast = parse(&sql, Dialect::Postgres).expect("parses");
         assert_eq!(
-            collect(&ast, Dialect::Postgres).tables,
+            collect(&ast, Dialect::Postgres).0.tables,
             vec!["real_t".to_string()]
         );
 
@@ -2191,7 +2337,7 @@ mod tests {
             Dialect::Postgres,
         )
         .expect("parses");
-        let objects = collect(&ast, Dialect::Postgres);
+        let (objects, _) = collect(&ast, Dialect::Postgres);
         assert_eq!((objects.tables.len(), objects.functions.len()), (0, n));
 
         // The keyword fallback (VACUUM with column lists does not parse).

@@ -19,7 +19,7 @@ use crate::lexer::{LexOptions, Lexer, Token, TokenKind};
 /// Hashed by hand with FNV-1a 64: `std`'s `DefaultHasher` is explicitly not
 /// stable across Rust releases, and fingerprints outlive the binary (audit
 /// logs, learned allowlists).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Fingerprint(pub u64);
 
 const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
@@ -93,6 +93,17 @@ impl<'de> Deserialize<'de> for Fingerprint {
 /// `ARRAY`, becomes `(?+)` / `[?+]`, and consecutive `VALUES` rows that
 /// each collapse become one, so batch size does not change the fingerprint.
 /// Repeated and trailing semicolons are dropped.
+///
+/// One comment leaves a trace: when the text ends inside a comment that
+/// runs to the end of input after a token of the current statement — a
+/// `--` (or MySQL `#`) comment with no line break after it, or an
+/// unterminated `/*` — the normalised text ends in
+/// [`TRUNCATION_MARKER`] (` --`). That is the shape of the classic
+/// `name = 'admin'--` injection, which swallows the rest of the
+/// application's statement, and facts are computed from the normalised
+/// text alone, so it must show there. `select 1 -- c` normalises to
+/// `select ? --`; `select 1 -- c\n`, `select 1 /* c */` and
+/// `select 1; -- c` to `select ?`.
 pub fn normalize(sql: &str, opts: LexOptions) -> String {
     let mut n = Normalizer::new(sql.len().min(MAX_PREALLOC), Output::Normalized);
     for tok in Lexer::new(sql, opts) {
@@ -116,7 +127,8 @@ pub fn normalize(sql: &str, opts: LexOptions) -> String {
 /// costs nothing extra), keeps literal values out of parse errors, and
 /// spares sqlparser string-escape rules it does not model
 /// (`standard_conforming_strings = off`). It must stay token-for-token
-/// parallel to [`normalize`].
+/// parallel to [`normalize`], except that it never carries the
+/// [`TRUNCATION_MARKER`] (the skeleton must parse).
 pub(crate) fn skeleton(sql: &str, opts: LexOptions) -> String {
     let mut n = Normalizer::new(sql.len().min(MAX_PREALLOC), Output::Skeleton);
     for tok in Lexer::new(sql, opts) {
@@ -124,6 +136,11 @@ pub(crate) fn skeleton(sql: &str, opts: LexOptions) -> String {
     }
     n.finish()
 }
+
+/// Appended to the normalised text of a statement that ends in a comment
+/// running to the end of input (see [`normalize`]). No statement can
+/// otherwise end in `--`, which always opens a comment there.
+pub const TRUNCATION_MARKER: &str = " --";
 
 /// Initial output capacity cap: the input length is the right capacity for
 /// typical statements but overestimates badly when literals are large.
@@ -335,6 +352,10 @@ struct Normalizer {
     /// Skeleton only: the statement takes string literals in lists too
     /// (`ENUM ('a', 'b')`, `NOTIFY chan, 'payload'`).
     string_lists: bool,
+    /// The last token was a comment that runs to the end of the input if
+    /// nothing follows it: a line comment (its line break, if any, is the
+    /// next token) or an unterminated block comment.
+    open_comment: bool,
 }
 
 impl Normalizer {
@@ -348,10 +369,13 @@ impl Normalizer {
             list: None,
             values_end: None,
             string_lists: false,
+            open_comment: false,
         }
     }
 
     fn push(&mut self, tok: Token<'_>) {
+        self.open_comment = tok.kind == TokenKind::Comment
+            && (!tok.terminated || tok.text.starts_with("--") || tok.text.starts_with('#'));
         match tok.kind {
             TokenKind::Whitespace | TokenKind::Comment => return,
             TokenKind::Semicolon => {
@@ -521,6 +545,11 @@ impl Normalizer {
 
     fn finish(mut self) -> String {
         self.flush_sign();
+        // After `;` the comment belongs to no statement.
+        let truncated = self.open_comment && !self.pending_semicolon && !self.out.is_empty();
+        if truncated && self.output == Output::Normalized {
+            self.out.push_str(TRUNCATION_MARKER);
+        }
         self.out
     }
 }
@@ -578,22 +607,75 @@ mod tests {
             ("select 1;;  select 2 ;", PG, "select ?; select ?"),
             ("  ; ; ", PG, ""),
             ("-- only a comment", PG, ""),
-            ("select /* a /* nested */ b */ 1 -- tail", PG, "select ?"),
-            ("select 'x' -- ; drop table t", PG, "select ?"),
+            ("select /* a /* nested */ b */ 1 -- tail", PG, "select ? --"),
+            ("select /* a /* nested */ b */ 1 -- tail\n", PG, "select ?"),
+            ("select 'x' -- ; drop table t", PG, "select ? --"),
             ("select data ? 'k' from t", PG, "select data ? ? from t"),
             ("select 'it''s'", PG, "select ?"),
             ("select '\\' as x", PG, "select ? as x"),
             ("select '\\'' as x", PG_OLD, "select ? as x"),
             ("select 'unterminated", PG, "select ?"),
-            ("select 1 /* unterminated", PG, "select ?"),
+            ("select 1 /* unterminated", PG, "select ? --"),
             ("select Ünïcode, \"Ünïcode\" from Täble", PG, "select Ünïcode, \"Ünïcode\" from täble"),
             // MySQL
-            ("SELECT `Col` FROM t WHERE a = \"x\" # c", MY, "select `Col` from t where a = ?"),
+            ("SELECT `Col` FROM t WHERE a = \"x\" # c", MY, "select `Col` from t where a = ? --"),
             ("select /*!40101 sleep(5) */ 1", MY, "select sleep(?) ?"),
             ("select * from t where a = ? and b in (?, ?)", MY, "select * from t where a = ? and b in (?+)"),
         ];
         for (sql, opts, want) in cases {
             assert_eq!(normalize(sql, *opts), *want, "normalising {sql:?}");
+        }
+    }
+
+    #[test]
+    fn truncation_marker() {
+        // (input, options, normalised): the marker appears only when a
+        // comment runs to the end of input after a token of the statement.
+        let cases: &[(&str, LexOptions, &str)] = &[
+            (
+                "select * from users where name = 'admin'--",
+                PG,
+                "select * from users where name = ? --",
+            ),
+            (
+                "select * from users where name = '' or '1'='1' --'",
+                PG,
+                "select * from users where name = ? or ? = ? --",
+            ),
+            ("select 1 -- c", PG, "select ? --"),
+            ("select 1 --", PG, "select ? --"),
+            ("select 1 -- c\n", PG, "select ?"),
+            ("select 1 -- c\r", PG, "select ?"),
+            ("select 1 -- c\n  ", PG, "select ?"),
+            ("select 1 -- a\n-- b", PG, "select ? --"),
+            ("select 1 /* c */", PG, "select ?"),
+            ("select 1 /* c */ -- d", PG, "select ? --"),
+            ("select 1 -- c\n/* d */", PG, "select ?"),
+            ("select 1 /* unterminated", PG, "select ? --"),
+            ("select 1 /* a /* b */", PG, "select ? --"),
+            ("select 1; -- note", PG, "select ?"),
+            ("select 1; /* open", PG, "select ?"),
+            ("select 1; select 2 -- c", PG, "select ?; select ? --"),
+            ("select -- c", PG, "select --"),
+            ("-- only a comment", PG, ""),
+            ("/* only a comment", PG, ""),
+            (
+                "select a from t where a = 1 or 1 -- ",
+                MY,
+                "select a from t where a = ? or ? --",
+            ),
+            ("select a from t # c", MY, "select a from t --"),
+            ("select a from t # c\n", MY, "select a from t"),
+            // MySQL: `--` without a following space is not a comment.
+            ("select 1 --1", MY, "select ? - ?"),
+        ];
+        for (sql, opts, want) in cases {
+            assert_eq!(normalize(sql, *opts), *want, "normalising {sql:?}");
+            let skeleton = skeleton(sql, *opts);
+            assert!(
+                !skeleton.ends_with(TRUNCATION_MARKER),
+                "{sql:?} -> {skeleton:?}"
+            );
         }
     }
 

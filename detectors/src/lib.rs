@@ -16,6 +16,8 @@ pub mod error;
 pub mod facts;
 pub mod fingerprint;
 pub mod lexer;
+mod shape;
+pub mod signals;
 pub mod split;
 
 pub use error::Error;
@@ -23,8 +25,9 @@ pub use facts::{
     analyze, name_matches, Operation, StatementFacts, MAX_ANALYZED_LEN, PARSER_RECURSION_LIMIT,
     PARSE_STACK_RED_ZONE, PARSE_STACK_SIZE,
 };
-pub use fingerprint::{fingerprint, normalize, Fingerprint};
+pub use fingerprint::{fingerprint, normalize, Fingerprint, TRUNCATION_MARKER};
 pub use lexer::{Dialect, LexOptions, Lexer, Token, TokenKind};
+pub use signals::Signals;
 pub use split::split_statements;
 
 #[cfg(test)]
@@ -103,6 +106,15 @@ mod tests {
                     assert!(!facts.is_empty());
                     let stmts = split_statements(&sql, opts).len();
                     assert_eq!(facts.len(), stmts.max(1), "{sql:?}");
+                    for f in &facts {
+                        // The truncation signal is read off the marker.
+                        assert_eq!(
+                            f.normalized.ends_with(TRUNCATION_MARKER),
+                            f.signals.contains(Signals::COMMENT_TRUNCATION),
+                            "{sql:?}"
+                        );
+                        assert!(f.columns.windows(2).all(|w| w[0] < w[1]), "{sql:?}");
+                    }
                 }
             }
         }

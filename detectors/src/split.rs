@@ -11,21 +11,23 @@ use crate::lexer::{is_space, LexOptions, Lexer, Token, TokenKind};
 /// Splits `sql` at top-level semicolons. Each slice is trimmed of
 /// whitespace; slices holding only comments and whitespace are dropped.
 /// A slice keeps its comments (they may carry application tags), and the
-/// last slice may lack a terminating `;`.
+/// last slice may lack a terminating `;`. A slice that ends in a line
+/// comment keeps the line break after it: without it, the statement would
+/// look truncated by that comment (see [`crate::fingerprint::normalize`]).
 pub fn split_statements(sql: &str, opts: LexOptions) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut state = StatementState::default();
     for tok in Lexer::new(sql, opts) {
         if tok.kind == TokenKind::Semicolon && state.atomic_depth == 0 {
-            push_trimmed(&mut out, sql, start, tok.start, state.significant);
+            push_trimmed(&mut out, sql, start, tok.start, &state);
             start = tok.end();
             state = StatementState::default();
         } else {
             state.observe(&tok);
         }
     }
-    push_trimmed(&mut out, sql, start, sql.len(), state.significant);
+    push_trimmed(&mut out, sql, start, sql.len(), &state);
     out
 }
 
@@ -41,10 +43,19 @@ struct StatementState {
     /// Open `BEGIN ATOMIC` bodies plus `CASE` expressions inside them, each
     /// closed by `END`. Semicolons inside do not end the statement.
     atomic_depth: u32,
+    /// Where the last non-whitespace token ends, if it is a line comment.
+    line_comment_end: Option<usize>,
 }
 
 impl StatementState {
     fn observe(&mut self, tok: &Token<'_>) {
+        match tok.kind {
+            TokenKind::Whitespace => {}
+            TokenKind::Comment if tok.text.starts_with("--") || tok.text.starts_with('#') => {
+                self.line_comment_end = Some(tok.end());
+            }
+            _ => self.line_comment_end = None,
+        }
         if !tok.kind.is_significant() {
             return;
         }
@@ -70,16 +81,29 @@ fn push_trimmed<'a>(
     sql: &'a str,
     start: usize,
     end: usize,
-    significant: bool,
+    state: &StatementState,
 ) {
-    if !significant {
+    if !state.significant {
         return;
     }
-    if let Some(s) = sql.get(start..end) {
-        let s = s.trim_matches(|c: char| c.is_ascii() && is_space(c as u8));
-        if !s.is_empty() {
-            out.push(s);
-        }
+    let Some(s) = sql.get(start..end) else {
+        return;
+    };
+    let s = s.trim_matches(|c: char| c.is_ascii() && is_space(c as u8));
+    if s.is_empty() {
+        return;
+    }
+    let at = s.as_ptr() as usize - sql.as_ptr() as usize;
+    let mut stop = at + s.len();
+    // Keep the line break that ends a trailing line comment.
+    if state.line_comment_end == Some(stop)
+        && stop < end
+        && matches!(sql.as_bytes().get(stop), Some(b'\n' | b'\r'))
+    {
+        stop += 1;
+    }
+    if let Some(s) = sql.get(at..stop) {
+        out.push(s);
     }
 }
 
@@ -108,7 +132,10 @@ mod tests {
             // standard_conforming_strings=off: \' escapes, the literal continues.
             ("select '\\'; select 2'", PG_OLD, &["select '\\'; select 2'"]),
             ("select \"a;b\" from t; select 2", PG, &["select \"a;b\" from t", "select 2"]),
-            ("select 1 -- ; not a split\n; select 2", PG, &["select 1 -- ; not a split", "select 2"]),
+            ("select 1 -- ; not a split\n; select 2", PG, &["select 1 -- ; not a split\n", "select 2"]),
+            ("select 1 -- c\r\n", PG, &["select 1 -- c\r"]),
+            ("select 1 -- c", PG, &["select 1 -- c"]),
+            ("select 1 -- c\n  /* d */ ", PG, &["select 1 -- c\n  /* d */"]),
             ("select /* ; /* ; */ ; */ 1; select 2", PG, &["select /* ; /* ; */ ; */ 1", "select 2"]),
             (
                 "do $$ begin perform 1; end $$; select 2",
@@ -139,7 +166,7 @@ mod tests {
             ("select 1 /* unterminated; select 2", PG, &["select 1 /* unterminated; select 2"]),
             ("select $$unterminated; select 2", PG, &["select $$unterminated; select 2"]),
             // MySQL
-            ("select 1 # ; c\n; select 2", MY, &["select 1 # ; c", "select 2"]),
+            ("select 1 # ; c\n; select 2", MY, &["select 1 # ; c\n", "select 2"]),
             ("select 'a\\';b'; select `x;y`", MY, &["select 'a\\';b'", "select `x;y`"]),
             ("select \"a;b\"; select 2", MY, &["select \"a;b\"", "select 2"]),
         ];

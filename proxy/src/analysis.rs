@@ -1,12 +1,20 @@
 //! SQL analysis for the data path: splits a Query into statements and gets
-//! each statement's facts from a bounded, sharded cache keyed by
-//! fingerprint, so a repeated statement shape costs one lexer pass instead
-//! of a full sqlparser parse (8–30 µs). Owns no policy.
+//! each statement's facts from a bounded, sharded cache, so a repeated
+//! statement shape costs one lexer pass instead of a full sqlparser parse
+//! (8–30 µs). Owns no policy.
+//!
+//! The cache is indexed by fingerprint but an entry is only used when its
+//! normalised text (and dialect) equals the statement's: the fingerprint
+//! (FNV-1a) is not collision resistant, and a client who controls SQL text
+//! can craft a statement whose fingerprint equals a benign one's. It must
+//! never hand out another statement's facts on a fingerprint match alone.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use danxia_detectors::{analyze, fingerprint, split_statements, LexOptions, StatementFacts};
+use danxia_detectors::{
+    analyze, fingerprint, split_statements, Dialect, LexOptions, StatementFacts,
+};
 use metrics::{counter, Counter};
 
 /// Number of independently locked cache shards: enough that sessions on
@@ -16,6 +24,18 @@ const SHARDS: usize = 16;
 /// bookkeeping) keeps the hit path to one hash lookup; an application's
 /// statement shapes are far fewer than SHARDS × this.
 const SHARD_CAPACITY: usize = 4096;
+/// Normalised text a shard may hold before it is cleared: bounds the cache
+/// at SHARDS × this (64 MiB) whatever the statements' sizes.
+const SHARD_TEXT_BUDGET: usize = 4 << 20;
+/// Longest normalised text whose facts are cached.
+const MAX_CACHED_TEXT: usize = 64 << 10;
+
+/// One lock's worth of the cache, with the bytes of text it holds.
+#[derive(Default)]
+struct Shard {
+    map: HashMap<u64, Entry>,
+    text_bytes: usize,
+}
 
 /// One statement as the session tracks it: its own text and its facts.
 #[derive(Debug, Clone)]
@@ -25,11 +45,34 @@ pub struct Statement {
     /// The statement may change how later text must be lexed
     /// (`client_encoding`, `standard_conforming_strings`).
     pub changes_lexing: bool,
+    /// The policy's decision, once the session has asked for one.
+    pub judgement: Option<Judgement>,
 }
+
+/// A policy decision about one statement and the policy version that made
+/// it: a prepared statement decided under an older policy is decided again
+/// before it runs.
+#[derive(Debug, Clone)]
+pub struct Judgement {
+    pub decision: Arc<danxia_policies::Decision>,
+    pub policy_version: u64,
+}
+
+impl Statement {
+    /// Whether the policy refuses this statement.
+    pub fn blocked(&self) -> bool {
+        self.judgement.as_ref().is_some_and(|j| j.decision.block)
+    }
+}
+
+/// A cached analysis: the facts and the dialect they were computed under
+/// (the facts' `normalized` is the text the entry is for).
+type Entry = (Dialect, Arc<StatementFacts>);
 
 /// The shared facts cache of one proxy process.
 pub struct Analyzer {
-    shards: Vec<Mutex<HashMap<u64, Arc<StatementFacts>>>>,
+    /// fingerprint → entry; a hit must also match the normalised text.
+    shards: Vec<Mutex<Shard>>,
     hits: Counter,
     misses: Counter,
     parse_failures: Counter,
@@ -44,7 +87,7 @@ impl Default for Analyzer {
 impl Analyzer {
     pub fn new() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             hits: counter!("danxia_sql_analysis_cache_total", "result" => "hit"),
             misses: counter!("danxia_sql_analysis_cache_total", "result" => "miss"),
             parse_failures: counter!("danxia_sql_parse_failures_total"),
@@ -61,6 +104,7 @@ impl Analyzer {
                     changes_lexing: changes_lexing(&facts),
                     facts,
                     text: Arc::from(text),
+                    judgement: None,
                 }
             })
             .collect()
@@ -80,16 +124,22 @@ impl Analyzer {
                 Some(reason.to_string()),
             )),
             changes_lexing: false,
+            judgement: None,
         }
     }
 
-    /// Facts of one statement, from the cache when its shape was seen.
+    /// Facts of one statement, from the cache when its shape was seen: same
+    /// fingerprint *and* same normalised text (a memcmp), so a crafted
+    /// fingerprint collision is analysed afresh (a miss) and replaces the
+    /// entry instead of borrowing another statement's facts.
     pub fn facts(&self, stmt: &str, opts: LexOptions) -> Arc<StatementFacts> {
-        let (fp, _) = fingerprint(stmt, opts);
+        let (fp, normalized) = fingerprint(stmt, opts);
         let shard = &self.shards[(fp.0 as usize) % SHARDS];
-        if let Some(f) = lock(shard).get(&fp.0) {
-            self.hits.increment(1);
-            return f.clone();
+        if let Some((dialect, f)) = lock(shard).map.get(&fp.0) {
+            if *dialect == opts.dialect && f.normalized == normalized {
+                self.hits.increment(1);
+                return f.clone();
+            }
         }
         self.misses.increment(1);
         let facts = analyze(stmt, opts)
@@ -106,12 +156,27 @@ impl Analyzer {
             self.parse_failures.increment(1);
         }
         let facts = Arc::new(facts);
-        let mut map = lock(shard);
-        if map.len() >= SHARD_CAPACITY {
-            map.clear();
-        }
-        map.insert(fp.0, facts.clone());
+        self.store(fp.0, opts.dialect, facts.clone());
         facts
+    }
+
+    fn store(&self, fp: u64, dialect: Dialect, facts: Arc<StatementFacts>) {
+        let size = facts.normalized.len();
+        if size > MAX_CACHED_TEXT {
+            // Analysed afresh each time: rare, and caching it would let a
+            // client pin megabytes per entry.
+            return;
+        }
+        let mut shard = lock(&self.shards[(fp as usize) % SHARDS]);
+        let full = shard.map.len() >= SHARD_CAPACITY || shard.text_bytes + size > SHARD_TEXT_BUDGET;
+        if full && !shard.map.contains_key(&fp) {
+            shard.map.clear();
+            shard.text_bytes = 0;
+        }
+        if let Some((_, old)) = shard.map.insert(fp, (dialect, facts)) {
+            shard.text_bytes = shard.text_bytes.saturating_sub(old.normalized.len());
+        }
+        shard.text_bytes += size;
     }
 }
 
@@ -143,11 +208,10 @@ fn bare_facts(
     let (fingerprint, normalized) = fingerprint(stmt, opts);
     StatementFacts {
         operation,
-        tables: Vec::new(),
-        functions: Vec::new(),
         fingerprint,
         normalized,
         parse_error,
+        ..StatementFacts::default()
     }
 }
 
@@ -197,6 +261,39 @@ mod tests {
             let s = a.statements(sql, o);
             assert_eq!(s[0].changes_lexing, want, "{sql}");
         }
+    }
+
+    #[test]
+    fn fingerprint_collision_gets_its_own_facts() {
+        let a = Analyzer::new();
+        let o = LexOptions::default();
+        let evil = "select * from pg_shadow";
+        let (fp, normalized) = fingerprint(evil, o);
+        // Plant a benign statement's facts under the malicious statement's
+        // fingerprint, as a crafted collision would.
+        let benign = Arc::new(StatementFacts {
+            operation: Operation::Select,
+            tables: vec!["t".into()],
+            fingerprint: fp,
+            normalized: "select * from t".into(),
+            ..StatementFacts::default()
+        });
+        a.store(fp.0, o.dialect, benign.clone());
+        let got = a.facts(evil, o);
+        assert!(
+            !Arc::ptr_eq(&got, &benign),
+            "collision served foreign facts"
+        );
+        assert_eq!(got.tables, vec!["pg_shadow".to_string()]);
+        assert_eq!(got.normalized, normalized);
+        // The fresh analysis replaced the entry: the next one is a hit.
+        assert!(Arc::ptr_eq(&a.facts(evil, o), &got));
+        // Another dialect never reuses the entry either.
+        let mysql = LexOptions {
+            dialect: Dialect::MySql,
+            ..o
+        };
+        assert!(!Arc::ptr_eq(&a.facts(evil, mysql), &got));
     }
 
     #[test]
