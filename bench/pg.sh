@@ -41,6 +41,7 @@ DB=danxia_bench
 PG_HOST=127.0.0.1
 PG_PORT=${BENCH_PG_PORT:-5432}
 DANXIA_BIN=${DANXIA_BIN:-$ROOT/target/release/danxia}
+POLICY_DIR=$ROOT/policies/packs/default # danxia's policy, enforced
 
 usage() {
     cat <<EOF
@@ -53,6 +54,8 @@ Usage: bash bench/pg.sh [options]
   --copy-rows N   rows of the COPY TO STDOUT stream, ~1 KB each (default $COPY_ROWS)
   --no-build      do not run cargo build; use \$DANXIA_BIN ($DANXIA_BIN)
   --keep          keep the temp directory (configs, logs, audit, raw results)
+  --policy DIR    policy directory danxia enforces (default: the shipped
+                  default pack); "none" runs danxia without a policy
   --skip-danxia   development only: measure direct and PgBouncer only
                   (danxia's figures are then reported as NOT RUN)
 Backend: 127.0.0.1:\$BENCH_PG_PORT (default 5432), user postgres, trust auth.
@@ -70,6 +73,7 @@ while [[ $# -gt 0 ]]; do
     --no-build) BUILD=0; shift ;;
     --keep) KEEP=1; shift ;;
     --skip-danxia) WITH_DANXIA=0; shift ;;
+    --policy) POLICY_DIR=${2:?--policy needs a directory or none}; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $1" ;;
     esac
@@ -201,8 +205,17 @@ prepare_db() {
 # ---------------------------------------------------------------- 2. proxies
 
 # write_danxia_config FILE LISTEN_PORT ADMIN_PORT BACKEND_PORT AUDIT_DIR
-# The shipped danxia.toml with audit on, full statement text, batched fsync.
+# The shipped danxia.toml with audit on, full statement text, batched fsync,
+# and the policy ($POLICY_DIR) in enforce mode.
 write_danxia_config() {
+    local policy=""
+    if [[ $POLICY_DIR != none ]]; then
+        policy="[policy]
+dir = \"$POLICY_DIR\"
+mode = \"enforce\"
+allowlist = \"$(dirname "$5")/allowlist.toml\"
+"
+    fi
     cat >"$1" <<EOF
 [admin]
 listen = "127.0.0.1:$3"
@@ -224,6 +237,7 @@ startup_timeout = "30s"
 backend_connect_timeout = "5s"
 shutdown_grace = "5s"
 
+$policy
 [[listener]]
 name = "pg"
 protocol = "postgres"
@@ -248,7 +262,7 @@ start_danxia() {
         { tail_log "$dir/danxia.log"; die "danxia ($name) not ready on admin 127.0.0.1:$admin/readyz within 30 s"; }
     wait_pg "$port" 30 "$STARTED_PID" ||
         { tail_log "$dir/danxia.log"; die "danxia ($name): SELECT 1 through 127.0.0.1:$port failed"; }
-    log "danxia ($name) pid $STARTED_PID listening on 127.0.0.1:$port (admin $admin) -> 127.0.0.1:$backend_port"
+    log "danxia ($name) pid $STARTED_PID listening on 127.0.0.1:$port (admin $admin) -> 127.0.0.1:$backend_port, policy: $POLICY_DIR (enforce)"
 }
 
 start_pgbouncer() {
@@ -616,7 +630,7 @@ def per_round_ratio(mode, num, den):
 print()
 print(f"== danxia PostgreSQL benchmark  {meta['date']}")
 print(f"   machine: {meta['cpu']} x{meta['nproc']}, {meta['mem']}, kernel {meta['kernel']}")
-print(f"   {meta['pg']};  {meta['pgbouncer']};  danxia {meta['danxia']}")
+print(f"   {meta['pg']};  {meta['pgbouncer']};  danxia {meta['danxia']}, policy {meta.get('policy', 'none')} (enforce)")
 print(f"   pgbench -S -c {meta['clients']} -j {meta['threads']} -T {meta['duration']} x {meta['rounds']} rounds, "
       f"scale {meta['scale']}; load average at start {meta['load']}")
 print()
@@ -749,6 +763,7 @@ json.dump({
   "pg": """$(psql_backend -d postgres -tAc "SELECT split_part(version(), ' on ', 1)")""",
   "pgbouncer": """$(pgbouncer --version 2>&1 | head -n 1)""",
   "danxia": """${danxia_ver:-unknown}""",
+  "policy": """${POLICY_DIR#"$ROOT"/}""",
   "clients": $CLIENTS, "threads": $THREADS, "duration": $DURATION, "rounds": $ROUNDS,
   "scale": $SCALE, "load": "$(cut -d' ' -f1-3 /proc/loadavg)",
 }, open(sys.argv[1], "w"))
@@ -819,7 +834,9 @@ text = urllib.request.urlopen(sys.argv[1], timeout=5).read().decode()
 sums = {}
 for line in text.splitlines():
     if line.startswith(("danxia_audit_events_dropped_total", "danxia_audit_write_failures_total",
-                        "danxia_audit_events_written_total", "danxia_protocol_errors_total")):
+                        "danxia_audit_events_written_total", "danxia_protocol_errors_total",
+                        "danxia_policy_decisions_total", "danxia_policy_decision_cache_total",
+                        "danxia_policy_rules")):
         print("  metric:", line)
     for h in ("danxia_proxy_added_seconds", "danxia_statement_duration_seconds"):
         for part in ("_sum", "_count"):

@@ -11,7 +11,8 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
+use axum::Json;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
@@ -30,6 +31,7 @@ pub struct AdminState {
     /// Readiness includes a working audit log: with audit.on_error =
     /// "block" a failing disk stops traffic, and load balancers should know.
     pub auditor: crate::audit::Auditor,
+    pub policy: Arc<crate::policy::PolicyRuntime>,
 }
 
 pub fn router(state: Arc<AdminState>) -> Router {
@@ -37,6 +39,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/policy", get(policy_status))
+        .route("/policy/reload", post(policy_reload))
         .with_state(state)
 }
 
@@ -94,6 +98,26 @@ async fn readyz(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready:\n{}\n", problems.join("\n")),
         )
+    }
+}
+
+/// What policy is loaded, and why the last reload failed if it did.
+async fn policy_status(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
+    Json(s.policy.status())
+}
+
+/// Reloads the policy now. 200 with the new version, or 422 with every
+/// diagnostic when the files do not load (the old policy stays).
+async fn policy_reload(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
+    match s.policy.reload("admin api").await {
+        Ok(version) => (
+            StatusCode::OK,
+            Json(serde_json::json!({ "ok": true, "version": version })),
+        ),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({ "ok": false, "error": e })),
+        ),
     }
 }
 

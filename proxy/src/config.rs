@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use danxia_policies::{LoadOptions, Mode};
 use serde::Deserialize;
 
 use crate::audit::AuditSettings;
@@ -34,6 +35,10 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub runtime: RuntimeConfig,
+    /// The firewall policy; absent means no rules (every statement allowed
+    /// and audited).
+    #[serde(default)]
+    pub policy: Option<PolicyConfig>,
     #[serde(default, rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
 }
@@ -108,6 +113,48 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// The `[policy]` table: where the policy files are and how strictly
+/// listeners apply them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Directory of rule files (`*.toml`), e.g. a shipped pack.
+    pub dir: PathBuf,
+    /// Mode of every listener that does not set its own.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Classification file (columns → tags and levels), optional.
+    #[serde(default)]
+    pub classification: Option<PathBuf>,
+    /// The learned allowlist: `learn` mode appends to it, the
+    /// `not_allowlisted` condition reads it.
+    #[serde(default = "default_allowlist")]
+    pub allowlist: PathBuf,
+    /// How often the policy files are checked for changes (0 = never; SIGHUP
+    /// and `POST /policy/reload` still reload).
+    #[serde(default = "default_reload_interval", with = "humantime_serde")]
+    pub reload_interval: Duration,
+}
+
+fn default_allowlist() -> PathBuf {
+    PathBuf::from("var/allowlist.toml")
+}
+
+fn default_reload_interval() -> Duration {
+    Duration::from_secs(2)
+}
+
+impl PolicyConfig {
+    /// Where the policy crate finds the files.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            dir: self.dir.clone(),
+            classification: self.classification.clone(),
+            allowlist: Some(self.allowlist.clone()),
+        }
+    }
+}
+
 /// The wire protocol a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -134,6 +181,10 @@ pub struct ListenerConfig {
     /// `host:port` of the database server; a host name is resolved at each
     /// connect so that DNS changes are followed.
     pub backend: String,
+    /// This listener's policy mode (`learn`, `monitor`, `enforce`);
+    /// default `policy.mode`.
+    #[serde(default)]
+    pub mode: Option<Mode>,
 }
 
 impl Config {
@@ -232,15 +283,42 @@ impl Config {
                 self.runtime.worker_threads
             ));
         }
+        if let Some(p) = &self.policy {
+            if p.dir.as_os_str().is_empty() {
+                return Err("policy.dir is empty: name a directory of policy files, e.g. \"policies/packs/default\"".into());
+            }
+        }
         self.audit.validate()?;
         Ok(())
     }
 
-    /// Directory the audit log goes to, resolved against `base` when relative.
+    /// Relative paths (audit directory, policy files) resolved against
+    /// `base`, the directory danxia was started in.
     pub fn resolve_paths(&mut self, base: &Path) {
         if self.audit.dir.is_relative() {
             self.audit.dir = base.join(&self.audit.dir);
         }
+        if let Some(p) = &mut self.policy {
+            for path in [
+                Some(&mut p.dir),
+                p.classification.as_mut(),
+                Some(&mut p.allowlist),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
+            }
+        }
+    }
+
+    /// The mode a listener applies the policy in.
+    pub fn listener_mode(&self, l: &ListenerConfig) -> Mode {
+        l.mode
+            .or(self.policy.as_ref().map(|p| p.mode))
+            .unwrap_or_default()
     }
 }
 

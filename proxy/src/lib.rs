@@ -8,9 +8,11 @@
 pub mod admin;
 pub mod analysis;
 pub mod audit;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod listener;
 pub mod metrics;
 pub mod pg;
+pub mod policy;
 pub mod server;

@@ -18,6 +18,10 @@ use crate::config::{Limits, ListenerConfig, Protocol};
 use crate::metrics::ListenerMetrics;
 use crate::pg;
 use crate::pg::cancel::CancelRegistry;
+use crate::policy::learn::Learner;
+use crate::policy::metrics::DecisionMetrics;
+use crate::policy::PolicyRuntime;
+use danxia_policies::Mode;
 
 /// Everything a session needs from its listener.
 pub struct ListenerCtx {
@@ -30,6 +34,12 @@ pub struct ListenerCtx {
     pub cancels: Arc<CancelRegistry>,
     pub shutdown: watch::Receiver<bool>,
     pub sessions: Arc<SessionCounter>,
+    pub policy: Arc<PolicyRuntime>,
+    /// How this listener applies the policy.
+    pub mode: Mode,
+    /// Present when this listener learns (mode `learn`, or any rule may).
+    pub learner: Option<Arc<Learner>>,
+    pub decisions: DecisionMetrics,
 }
 
 /// Counts live sessions across listeners and issues session ids, so that

@@ -6,7 +6,7 @@
 
 #![forbid(unsafe_code)]
 
-use danxia::{audit, config, server};
+use danxia::{audit, cli, config, server};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
     long_about = "danxia is an inline, protocol-aware proxy in front of PostgreSQL. It forwards \
 every statement, audits each one into a hash-chained JSON Lines log, and exports Prometheus \
 metrics.\n\nWith no command it runs with ./danxia.toml, as `danxia run` does.",
-    after_help = "Examples:\n  danxia run --config /etc/danxia/danxia.toml\n  danxia audit verify var/audit\n\nLogging: set DANXIA_LOG (e.g. DANXIA_LOG=debug), default info; DANXIA_LOG_FORMAT=json for JSON logs."
+    after_help = "Examples:\n  danxia run --config /etc/danxia/danxia.toml\n  danxia audit verify var/audit\n  danxia check policies/packs/default\n  danxia explain --user app --db test \"select * from pg_shadow\"\n\nLogging: set DANXIA_LOG (e.g. DANXIA_LOG=debug), default info; DANXIA_LOG_FORMAT=json for JSON logs."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,6 +40,52 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Validate a policy directory: syntax, unknown keys, bad addresses and
+    /// time windows, duplicate ids, rules that can never decide. Exit 0
+    /// valid (warnings allowed), 1 errors, 2 unusable arguments.
+    Check {
+        /// Policy directory; default: policy.dir of the configuration.
+        dir: Option<PathBuf>,
+        /// Configuration file (for policy.dir, classification, allowlist).
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
+        /// Classification file to validate with the policy.
+        #[arg(long)]
+        classification: Option<PathBuf>,
+        /// Learned allowlist to validate with the policy.
+        #[arg(long)]
+        allowlist: Option<PathBuf>,
+    },
+    /// Show a statement's facts and the rule trace that decides it. Exit 0
+    /// when every statement is allowed, 1 when one is refused.
+    Explain {
+        /// Database user the statement runs as.
+        #[arg(long)]
+        user: String,
+        /// Database.
+        #[arg(long = "db")]
+        database: String,
+        /// application_name.
+        #[arg(long = "app", default_value = "")]
+        application: String,
+        /// Client address.
+        #[arg(long = "addr")]
+        address: Option<std::net::IpAddr>,
+        /// Mode to apply (default: policy.mode of the configuration).
+        #[arg(long, value_parser = ["learn", "monitor", "enforce"])]
+        mode: Option<String>,
+        /// Policy directory instead of the configuration's policy.dir.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Configuration file.
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
+        /// Wire protocol whose SQL dialect applies.
+        #[arg(long, default_value = "postgres", value_parser = ["postgres"])]
+        protocol: String,
+        /// The SQL (several statements are judged one by one).
+        sql: String,
     },
 }
 
@@ -63,6 +109,32 @@ fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify { dir },
         } => verify(dir),
+        Command::Check {
+            dir,
+            config,
+            classification,
+            allowlist,
+        } => cli::check(dir, &config, classification, allowlist),
+        Command::Explain {
+            user,
+            database,
+            application,
+            address,
+            mode,
+            policy,
+            config,
+            protocol: _,
+            sql,
+        } => cli::explain(cli::ExplainArgs {
+            user,
+            database,
+            application,
+            address,
+            mode,
+            policy,
+            config,
+            sql,
+        }),
     }
 }
 

@@ -19,6 +19,9 @@ use crate::config::Config;
 use crate::listener::{self, ListenerCtx, SessionCounter};
 use crate::metrics::ListenerMetrics;
 use crate::pg::cancel::CancelRegistry;
+use crate::policy::learn::Learner;
+use crate::policy::metrics::DecisionMetrics;
+use crate::policy::PolicyRuntime;
 
 /// Extra time after the grace period for sessions to write their farewell
 /// and audit events before the process stops waiting for them.
@@ -33,6 +36,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let sessions = Arc::new(SessionCounter::default());
     let analyzer = Arc::new(Analyzer::new());
     let cancels = CancelRegistry::new();
+    let policy = PolicyRuntime::start(config.policy.as_ref()).map_err(|d| {
+        anyhow::anyhow!("the policy does not load (fix it, or check it with `danxia check`):\n{d}")
+    })?;
+    match &config.policy {
+        Some(p) => {
+            info!(dir = %p.dir.display(), version = policy.current().policy.version(), rules = policy.current().policy.rule_count(), "policy loaded")
+        }
+        None => warn!("no [policy] configured: every statement is allowed (and audited)"),
+    }
+    policy.spawn_watchers(shutdown_rx.clone());
+    // Learning is cheap to have ready: the writer only touches the file when
+    // a decision asks for a fingerprint to be recorded.
+    let learner = config
+        .policy
+        .as_ref()
+        .map(|p| Learner::start(p.allowlist.clone()));
 
     let admin_state = Arc::new(AdminState {
         prometheus,
@@ -44,6 +63,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .map(|l| (l.name.clone(), l.backend.clone()))
             .collect(),
         auditor: auditor.clone(),
+        policy: policy.clone(),
     });
     let admin_listener = admin::bind(config.admin.listen)
         .await
@@ -73,6 +93,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             cancels: cancels.clone(),
             shutdown: shutdown_rx.clone(),
             sessions: sessions.clone(),
+            policy: policy.clone(),
+            mode: config.listener_mode(l),
+            learner: learner.clone(),
+            decisions: DecisionMetrics::new(&l.name),
         });
         accept_tasks.push(tokio::spawn(listener::serve(sock, ctx)));
     }

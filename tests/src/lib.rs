@@ -82,8 +82,11 @@ pub struct Options {
     pub limits: Vec<(String, String)>,
     /// Extra `[audit]` keys: (key, TOML value written verbatim).
     pub audit: Vec<(String, String)>,
-    /// Appended verbatim at the end of the file (e.g. more `[[listener]]`s).
+    /// Appended verbatim at the end of the file (e.g. `[policy]`, more
+    /// `[[listener]]`s).
     pub extra_toml: String,
+    /// Extra keys of the `pg` listener's table (e.g. `mode = "monitor"`).
+    pub listener_toml: String,
 }
 
 impl Default for Options {
@@ -97,6 +100,7 @@ impl Default for Options {
             limits: Vec::new(),
             audit: Vec::new(),
             extra_toml: String::new(),
+            listener_toml: String::new(),
         }
     }
 }
@@ -162,6 +166,10 @@ impl Options {
         s.push_str("\n[[listener]]\nname = \"pg\"\nprotocol = \"postgres\"\n");
         s.push_str(&format!("listen = \"127.0.0.1:{pg_port}\"\n"));
         s.push_str(&format!("backend = {}\n", toml_str(&self.backend)));
+        if !self.listener_toml.is_empty() {
+            s.push_str(&self.listener_toml);
+            s.push('\n');
+        }
         if !self.extra_toml.is_empty() {
             s.push('\n');
             s.push_str(&self.extra_toml);
@@ -330,6 +338,12 @@ impl Danxia {
     pub fn http_get(&self, path: &str) -> (u16, String) {
         try_http_get(self.admin_port, path)
             .unwrap_or_else(|e| panic!("GET {path} on admin port {}: {e}", self.admin_port))
+    }
+
+    /// POST (empty body) to the admin endpoint.
+    pub fn http_post(&self, path: &str) -> (u16, String) {
+        try_http_post(self.admin_port, path)
+            .unwrap_or_else(|e| panic!("POST {path} on admin port {}: {e}", self.admin_port))
     }
 
     /// The `/metrics` text; panics unless it is 200.
@@ -706,12 +720,21 @@ fn parse_labels(s: &str) -> Option<(BTreeMap<String, String>, &str)> {
 /// Plain HTTP/1.1 GET to 127.0.0.1:`port` (Connection: close), decoding a
 /// chunked body if needed.
 pub fn try_http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    try_http(port, "GET", path)
+}
+
+/// Plain HTTP/1.1 POST with an empty body to 127.0.0.1:`port`.
+pub fn try_http_post(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    try_http(port, "POST", path)
+}
+
+fn try_http(port: u16, method: &str, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     s.set_write_timeout(Some(Duration::from_secs(10)))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
@@ -900,6 +923,34 @@ pub fn pgbench() -> Command {
     panic!(
         "pgbench not found on PATH nor at {}: run tests/install-deps.sh",
         alt.display()
+    );
+}
+
+/// A login role without superuser or DDL rights beyond the `public`
+/// schema, as an application account looks to a policy (the shipped packs
+/// treat `postgres` and `root` as administrators). Created once, safely
+/// from tests running in parallel.
+pub const APP_USER: &str = "danxia_app";
+
+/// Creates [`APP_USER`] if missing and lets it use and create in `public`.
+pub fn ensure_app_role() {
+    require_postgres();
+    // One transaction under an advisory lock: concurrent GRANTs on the
+    // same object fail with "tuple concurrently updated".
+    let sql = format!(
+        "select pg_advisory_xact_lock(48151623);\n\
+         do $$ begin create role {APP_USER} login; exception when duplicate_object then null; end $$;\n\
+         grant usage, create on schema public to {APP_USER};"
+    );
+    let out = run(psql_direct("postgres", "test")
+        .arg("-1")
+        .arg("-q")
+        .arg("-c")
+        .arg(sql));
+    assert!(
+        out.status.success(),
+        "creating role {APP_USER}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -21,6 +21,9 @@ pub enum EventKind {
     /// Written by the audit writer itself when it recovers a torn tail or
     /// starts a new chain; never by a session.
     AuditRecovery,
+    /// A policy rule raised an alert about the statement recorded just
+    /// before it (same session and fingerprint).
+    Alert,
 }
 
 /// How a statement (or session) ended.
@@ -100,4 +103,26 @@ pub struct AuditEvent {
     /// session ended).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The policy rule that decided the statement (`default` when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<Arc<str>>,
+    /// `allowed`, `denied` (blocked), or `would_deny` (a deny rule matched
+    /// but its mode, monitor or learn, let the statement through).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<&'static str>,
+    /// The mode the deciding rule was applied in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<&'static str>,
+    /// Rules that raised an alert about this statement.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<Arc<str>>,
+    /// Injection and misuse signals in the statement's shape.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<&'static str>,
+    /// Classification tags of the data the statement touches.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Arc<str>>,
+    /// Highest classification level touched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<u8>,
 }

@@ -29,7 +29,8 @@ use tracing::{debug, info, warn};
 
 use super::cancel::{CancelTarget, Registration};
 use super::encoding::{decode, LexState};
-use super::tracker::{Identity, Pending, Tracker};
+use super::enforce::{self, AppName, Enforcer};
+use super::tracker::{Handled, Identity, Pending, Tracker};
 use crate::analysis::Statement;
 use crate::audit::{AuditEvent, EventKind, Outcome};
 use crate::error::SessionError;
@@ -64,6 +65,7 @@ pub async fn run(ctx: &Arc<ListenerCtx>, client: TcpStream, peer: SocketAddr, id
             application: None,
         },
         started: Instant::now(),
+        peer,
     };
     let mut client = client;
     let startup = tokio::time::timeout(ctx.limits.startup_timeout, s.startup(&mut client)).await;
@@ -103,6 +105,7 @@ struct Session {
     ctx: Arc<ListenerCtx>,
     ident: Identity,
     started: Instant,
+    peer: SocketAddr,
 }
 
 /// What startup hands to the relay.
@@ -114,6 +117,7 @@ struct Started {
     backend_buf: BytesMut,
     registration: Option<Registration>,
     lex: Arc<LexState>,
+    app: Arc<AppName>,
 }
 
 impl Session {
@@ -212,6 +216,7 @@ impl Session {
         let mut out = BytesMut::with_capacity(1024);
         let mut registration = None;
         let lex = Arc::new(LexState::new(true, Some("UTF8")));
+        let app = Arc::new(AppName::new(self.ident.application.clone()));
         let mut authenticated = false;
         loop {
             let (tag, total) = read_backend_message(&mut backend, &mut bbuf).await?;
@@ -296,6 +301,10 @@ impl Session {
                 be::tag::PARAMETER_STATUS => {
                     if let Ok((name, value)) = be::decode_parameter_status(body) {
                         lex.on_parameter(name, value);
+                        if name == "application_name" {
+                            app.set(value);
+                            self.ident.application = Some(Arc::from(value));
+                        }
                     }
                 }
                 be::tag::READY_FOR_QUERY => {
@@ -320,6 +329,7 @@ impl Session {
             backend_buf: bbuf,
             registration,
             lex,
+            app,
         }))
     }
 
@@ -440,6 +450,13 @@ impl Session {
         let (client_r, mut client_w) = client.into_split();
         let (backend_r, mut backend_w) = st.backend.into_split();
         let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
+        let enforcer = Enforcer::new(
+            &ctx,
+            self.ident.user.clone().unwrap_or_else(|| Arc::from("")),
+            self.ident.database.clone().unwrap_or_else(|| Arc::from("")),
+            Some(self.peer.ip()),
+            st.app.clone(),
+        );
         let mut up = Upstream {
             ctx: &ctx,
             reader: client_r,
@@ -451,6 +468,8 @@ impl Session {
             lex: &st.lex,
             lexing_touched: false,
             extended_bytes: 0,
+            enforcer,
+            out: BytesMut::new(),
         };
         let mut tracker = Tracker::new(self.ident.clone(), ctx.clone(), st.lex.clone());
         let mut down = Downstream {
@@ -460,7 +479,9 @@ impl Session {
             passthrough: 0,
             rx,
             lex: &st.lex,
+            app: &st.app,
             shutting_down: false,
+            out: BytesMut::new(),
         };
         let end = tokio::select! {
             r = up.run(&mut backend_w) => End::Client(r),
@@ -636,6 +657,11 @@ struct Upstream<'a> {
     /// Bytes of Parse/Bind/Describe/Close/Sync/Flush since the last
     /// Execute, credited to the next Execute's `bytes_in`.
     extended_bytes: u64,
+    enforcer: Enforcer,
+    /// Bytes for the backend when a refused message had to be replaced;
+    /// empty (and unused) otherwise, so the common path forwards the
+    /// client's bytes untouched.
+    out: BytesMut,
 }
 
 /// Named prepared statements tracked per session before tracking stops
@@ -648,6 +674,9 @@ impl Upstream<'_> {
         loop {
             // Process what is buffered (startup may have left some).
             let mut pos = 0;
+            // Start of the bytes not yet copied into `self.out` (only used
+            // once a refused message has been replaced).
+            let mut copied = 0;
             let mut terminated = false;
             if self.passthrough > 0 {
                 let n = self.passthrough.min(self.buf.len());
@@ -678,18 +707,39 @@ impl Upstream<'_> {
                     let body_end = pos + total;
                     let received = Instant::now();
                     let body = &self.buf[body_start..body_end];
+                    // The poison that replaces a refused message, if any.
+                    let mut replacement: Option<BytesMut> = None;
                     match h.tag {
                         fe::tag::QUERY => {
                             let text = cstr(body, 0, "Query")?.0;
-                            let stmts = analyse(self.ctx, self.lex, &mut self.lexing_touched, text);
-                            // A lexing change is counted when the statement
-                            // is sent to run (here, or at Execute); a Parse
-                            // alone changes nothing.
-                            for _ in stmts.iter().filter(|s| s.changes_lexing) {
-                                self.lex.change_sent();
-                            }
-                            self.send(Pending::query(stmts, received, total as u64))
+                            let mut stmts =
+                                analyse(self.ctx, self.lex, &mut self.lexing_touched, text);
+                            self.enforcer.batch_failed = false;
+                            if let Some(i) = self.enforcer.judge(self.ctx, &mut stmts) {
+                                let (poison, reply) =
+                                    refusal(self.ctx, &stmts[i], None, Some((i, stmts.len())));
+                                replacement = Some(poison);
+                                self.send(Pending::Denied {
+                                    stmts,
+                                    index: i,
+                                    simple: true,
+                                    started: received,
+                                    bytes_in: total as u64,
+                                    reply,
+                                    emit: true,
+                                    answered: false,
+                                })
                                 .await;
+                            } else {
+                                // A lexing change is counted when the
+                                // statement is sent to run (here, or at
+                                // Execute); a Parse alone changes nothing.
+                                for _ in stmts.iter().filter(|s| s.changes_lexing) {
+                                    self.lex.change_sent();
+                                }
+                                self.send(Pending::query(stmts, received, total as u64))
+                                    .await;
+                            }
                         }
                         fe::tag::PARSE => {
                             let (name, next) = cstr(body, 0, "Parse")?;
@@ -699,14 +749,19 @@ impl Upstream<'_> {
                             // A Parse holds one statement; if the text held
                             // more, the server refuses it (42601), and the
                             // event keeps the whole text.
-                            let stmt = Arc::new(if stmts.len() == 1 {
+                            let mut stmt = if stmts.len() == 1 {
                                 stmts.remove(0)
                             } else {
                                 self.ctx.analyzer.unanalysable(
                                     &decode_lossy(text),
                                     "Parse text holds no single statement",
                                 )
-                            });
+                            };
+                            let blocked = self
+                                .enforcer
+                                .judge(self.ctx, std::slice::from_mut(&mut stmt))
+                                .is_some();
+                            let stmt = Arc::new(stmt);
                             if name.is_empty()
                                 || self.statements.len() < MAX_TRACKED_STATEMENTS
                                 || self.statements.contains_key(name)
@@ -714,16 +769,64 @@ impl Upstream<'_> {
                                 self.statements.insert(name.into(), stmt.clone());
                             }
                             self.extended_bytes += total as u64;
-                            self.send(Pending::Parse {
-                                stmt,
-                                started: received,
-                            })
-                            .await;
+                            if blocked {
+                                // A refused Parse is recorded even when the
+                                // server will skip it (an earlier refusal
+                                // in this batch): the client asked for it.
+                                let (poison, reply) = refusal(self.ctx, &stmt, Some(name), None);
+                                if !self.enforcer.batch_failed {
+                                    self.enforcer.batch_failed = true;
+                                    replacement = Some(poison);
+                                }
+                                self.send(Pending::Denied {
+                                    stmts: vec![(*stmt).clone()],
+                                    index: 0,
+                                    simple: false,
+                                    started: received,
+                                    bytes_in: 0,
+                                    reply,
+                                    emit: true,
+                                    answered: false,
+                                })
+                                .await;
+                            } else {
+                                self.send(Pending::Parse {
+                                    stmt,
+                                    started: received,
+                                })
+                                .await;
+                            }
                         }
                         fe::tag::BIND => {
                             let (portal, next) = cstr(body, 0, "Bind")?;
                             let (statement, _) = cstr(body, next, "Bind")?;
-                            let stmt = self.statements.get(statement).cloned();
+                            let mut stmt = self.statements.get(statement).cloned();
+                            if let Some(s) = stmt.take() {
+                                let judged = self.enforcer.rejudge(self.ctx, s.clone());
+                                if !Arc::ptr_eq(&judged, &s) {
+                                    self.statements.insert(statement.into(), judged.clone());
+                                }
+                                if judged.blocked() && !self.enforcer.batch_failed {
+                                    // Refused at Parse in an earlier batch,
+                                    // or by a policy loaded since.
+                                    self.enforcer.batch_failed = true;
+                                    let (poison, reply) =
+                                        refusal(self.ctx, &judged, Some(b""), None);
+                                    replacement = Some(poison);
+                                    self.send(Pending::Denied {
+                                        stmts: vec![(*judged).clone()],
+                                        index: 0,
+                                        simple: false,
+                                        started: received,
+                                        bytes_in: 0,
+                                        reply,
+                                        emit: true,
+                                        answered: false,
+                                    })
+                                    .await;
+                                }
+                                stmt = Some(judged);
+                            }
                             if portal.is_empty()
                                 || self.portals.len() < MAX_TRACKED_STATEMENTS
                                 || self.portals.contains_key(portal)
@@ -735,19 +838,47 @@ impl Upstream<'_> {
                         fe::tag::EXECUTE => {
                             let (portal, _) = cstr(body, 0, "Execute")?;
                             let stmt = self.portals.get(portal).cloned().flatten();
-                            let stmt = stmt.map(|s| self.mark_lexing_change(s));
-                            if let Some(s) = &stmt {
-                                if s.changes_lexing {
-                                    self.lex.change_sent();
+                            let bytes_in = std::mem::take(&mut self.extended_bytes) + total as u64;
+                            match stmt {
+                                Some(s) if s.blocked() => {
+                                    // Its Parse or Bind was refused: within
+                                    // that batch the server skips this
+                                    // Execute (already recorded); in a later
+                                    // one the portal cannot exist, so refuse
+                                    // it here with the policy's words.
+                                    if !self.enforcer.batch_failed {
+                                        self.enforcer.batch_failed = true;
+                                        let (poison, reply) =
+                                            refusal(self.ctx, &s, Some(b""), None);
+                                        replacement = Some(poison);
+                                        self.send(Pending::Denied {
+                                            stmts: vec![(*s).clone()],
+                                            index: 0,
+                                            simple: false,
+                                            started: received,
+                                            bytes_in,
+                                            reply,
+                                            emit: true,
+                                            answered: false,
+                                        })
+                                        .await;
+                                    }
+                                }
+                                stmt => {
+                                    let stmt = stmt.map(|s| self.mark_lexing_change(s));
+                                    if let Some(s) = &stmt {
+                                        if s.changes_lexing {
+                                            self.lex.change_sent();
+                                        }
+                                    }
+                                    self.send(Pending::Execute {
+                                        stmt,
+                                        started: received,
+                                        bytes_in,
+                                    })
+                                    .await;
                                 }
                             }
-                            let bytes_in = std::mem::take(&mut self.extended_bytes) + total as u64;
-                            self.send(Pending::Execute {
-                                stmt,
-                                started: received,
-                                bytes_in,
-                            })
-                            .await;
                         }
                         fe::tag::CLOSE => {
                             let target = body.first().copied();
@@ -765,6 +896,7 @@ impl Upstream<'_> {
                         }
                         fe::tag::SYNC => {
                             self.extended_bytes += total as u64;
+                            self.enforcer.batch_failed = false;
                             self.send(Pending::Sync).await
                         }
                         fe::tag::FUNCTION_CALL => {
@@ -784,10 +916,43 @@ impl Upstream<'_> {
                         fe::tag::TERMINATE => {
                             terminated = true;
                         }
-                        fe::tag::DESCRIBE | fe::tag::FLUSH => {
+                        fe::tag::DESCRIBE => {
+                            self.extended_bytes += total as u64;
+                            let target = body.first().copied();
+                            let (name, _) = cstr(body, 1, "Describe")?;
+                            let stmt = match target {
+                                Some(b'S') => self.statements.get(name).cloned(),
+                                Some(b'P') => self.portals.get(name).cloned().flatten(),
+                                _ => None,
+                            };
+                            if let Some(s) = stmt.filter(|s| s.blocked()) {
+                                if !self.enforcer.batch_failed {
+                                    self.enforcer.batch_failed = true;
+                                    let (poison, reply) = refusal(self.ctx, &s, Some(b""), None);
+                                    replacement = Some(poison);
+                                    self.send(Pending::Denied {
+                                        stmts: vec![(*s).clone()],
+                                        index: 0,
+                                        simple: false,
+                                        started: received,
+                                        bytes_in: 0,
+                                        reply,
+                                        emit: false,
+                                        answered: false,
+                                    })
+                                    .await;
+                                }
+                            }
+                        }
+                        fe::tag::FLUSH => {
                             self.extended_bytes += total as u64;
                         }
                         _ => {}
+                    }
+                    if let Some(poison) = replacement {
+                        self.out.extend_from_slice(&self.buf[copied..pos]);
+                        self.out.extend_from_slice(&poison);
+                        copied = pos + total;
                     }
                     pos += total;
                     if terminated {
@@ -795,7 +960,25 @@ impl Upstream<'_> {
                     }
                 }
             }
-            if pos > 0 {
+            if !self.out.is_empty() {
+                // A refused message was replaced: send the rebuilt bytes.
+                let t0 = Instant::now();
+                self.out.extend_from_slice(&self.buf[copied..pos]);
+                backend
+                    .write_all(&self.out)
+                    .await
+                    .map_err(SessionError::BackendIo)?;
+                self.ctx
+                    .metrics
+                    .backend_out
+                    .increment(self.out.len() as u64);
+                self.ctx
+                    .metrics
+                    .proxy_added
+                    .record(t0.elapsed().as_secs_f64());
+                self.out.clear();
+                self.buf.advance(pos);
+            } else if pos > 0 {
                 let t0 = Instant::now();
                 backend
                     .write_all(&self.buf[..pos])
@@ -840,6 +1023,29 @@ impl Upstream<'_> {
         // The receiver only goes away when the session is ending.
         let _ = self.tx.send(p).await;
     }
+}
+
+/// The poison to forward in place of a refused message (a Query, or a
+/// Parse named `parse_name`) and the ErrorResponse the client gets.
+fn refusal(
+    ctx: &ListenerCtx,
+    stmt: &Statement,
+    parse_name: Option<&[u8]>,
+    position: Option<(usize, usize)>,
+) -> (BytesMut, BytesMut) {
+    let mut poison = BytesMut::new();
+    let Some(j) = &stmt.judgement else {
+        // Unreachable: only judged statements are refused. Refuse anyway.
+        enforce::poison_query(&mut poison, "unknown");
+        return (poison, BytesMut::new());
+    };
+    let d = &j.decision;
+    match parse_name {
+        Some(name) => enforce::poison_parse(&mut poison, name, &d.rule_id),
+        None => enforce::poison_query(&mut poison, &d.rule_id),
+    }
+    let sqlstate = ctx.policy.current().policy.deny_sqlstate().to_string();
+    (poison, enforce::deny_error(d, &sqlstate, position))
 }
 
 /// Statements of one Query/Parse text, decoded with the session's
@@ -912,7 +1118,11 @@ struct Downstream<'a> {
     passthrough: usize,
     rx: mpsc::Receiver<Pending>,
     lex: &'a LexState,
+    app: &'a AppName,
     shutting_down: bool,
+    /// Bytes for the client when a refusal's error replaced the server's;
+    /// empty otherwise.
+    out: BytesMut,
 }
 
 impl Downstream<'_> {
@@ -965,6 +1175,7 @@ impl Downstream<'_> {
                 pos = k;
             }
             let mut ready = false;
+            let mut copied = 0;
             if self.passthrough == 0 {
                 while let Some(h) = parse_header(&self.buf[pos..], usize::MAX)
                     .map_err(SessionError::BackendProtocol)?
@@ -992,11 +1203,16 @@ impl Downstream<'_> {
                         break;
                     }
                     tracker.bytes_out(total as u64);
+                    let mut replacement = None;
                     if inspect {
                         let body = &self.buf[pos + HEADER_LEN..pos + total];
                         if h.tag == be::tag::PARAMETER_STATUS {
                             if let Ok((name, value)) = be::decode_parameter_status(body) {
                                 self.lex.on_parameter(name, value);
+                                if name == "application_name" {
+                                    self.app.set(value);
+                                    tracker.set_application(value);
+                                }
                             }
                         } else {
                             if h.tag == be::tag::ERROR_RESPONSE && is_fatal(body) {
@@ -1005,19 +1221,28 @@ impl Downstream<'_> {
                             if h.tag == be::tag::READY_FOR_QUERY {
                                 ready = true;
                             }
-                            if !tracker.on_message(h.tag, body, || {
+                            let mut handled = tracker.on_message(h.tag, body, || {
                                 self.lex.copy_in_bytes.swap(0, Ordering::Relaxed)
-                            }) {
+                            });
+                            if let Handled::NothingPending = handled {
                                 // A completion with nothing pending: the
                                 // Pending is still in the channel.
                                 drain(&mut self.rx, tracker);
-                                tracker.on_message(h.tag, body, || {
+                                handled = tracker.on_message(h.tag, body, || {
                                     self.lex.copy_in_bytes.swap(0, Ordering::Relaxed)
                                 });
+                            }
+                            if let Handled::Replace(b) = handled {
+                                replacement = Some(b);
                             }
                         }
                     } else {
                         tracker.on_streamed(h.tag);
+                    }
+                    if let Some(r) = replacement {
+                        self.out.extend_from_slice(&self.buf[copied..pos]);
+                        self.out.extend_from_slice(&r);
+                        copied = pos + total;
                     }
                     pos += total;
                 }
@@ -1026,7 +1251,16 @@ impl Downstream<'_> {
             // result is never acknowledged to the client before its event is
             // queued.
             tracker.flush().await;
-            if pos > 0 {
+            if !self.out.is_empty() {
+                self.out.extend_from_slice(&self.buf[copied..pos]);
+                client
+                    .write_all(&self.out)
+                    .await
+                    .map_err(SessionError::ClientIo)?;
+                self.ctx.metrics.client_out.increment(self.out.len() as u64);
+                self.out.clear();
+                self.buf.advance(pos);
+            } else if pos > 0 {
                 client
                     .write_all(&self.buf[..pos])
                     .await

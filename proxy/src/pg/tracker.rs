@@ -17,10 +17,13 @@ use std::time::Instant;
 use danxia_detectors::Operation;
 use danxia_protocols::pg::backend::{self as be};
 
+use danxia_policies::AuditText;
+
 use super::encoding::LexState;
 use crate::analysis::Statement;
 use crate::audit::{AuditEvent, EventKind, Outcome, StatementText};
 use crate::listener::ListenerCtx;
+use crate::policy::metrics::Verdict;
 
 /// Who a session is; constant for its life, cloned cheaply into events.
 #[derive(Debug, Clone)]
@@ -82,6 +85,38 @@ pub enum Pending {
         /// Already recorded (it failed); ReadyForQuery only removes it.
         done: bool,
     },
+    /// A message the policy refused; the backend got a poison in its place
+    /// (see `enforce.rs`) and answers it with an error the tracker swaps
+    /// for `reply`.
+    Denied {
+        /// Every statement of the refused message (one for Parse/Bind).
+        stmts: Vec<Statement>,
+        /// Which of them the policy refused.
+        index: usize,
+        simple: bool,
+        started: Instant,
+        bytes_in: u64,
+        /// The ErrorResponse the client gets instead of the server's.
+        reply: bytes::BytesMut,
+        /// Record audit events (false for a Describe of a refused name,
+        /// which runs nothing).
+        emit: bool,
+        /// The error has been answered; a simple Query still waits for
+        /// ReadyForQuery.
+        answered: bool,
+    },
+}
+
+/// What the relay does with a backend message after the tracker saw it.
+#[derive(Debug)]
+pub enum Handled {
+    /// Forward it as it is.
+    Forward,
+    /// It completes something but nothing is pending yet: drain the queue
+    /// from the client side and call again.
+    NothingPending,
+    /// Send these bytes to the client instead of the message.
+    Replace(bytes::BytesMut),
 }
 
 impl Pending {
@@ -134,6 +169,8 @@ impl Completion<'_> {
 const MAX_AUDITED_STATEMENT_BYTES: usize = 1024 * 1024;
 
 const NOT_EXECUTED: &str = "not executed: an earlier statement in the same request failed";
+const NOT_EXECUTED_DENIED: &str =
+    "not executed: another statement in the same request was refused by policy";
 
 pub struct Tracker {
     ident: Identity,
@@ -155,14 +192,22 @@ enum Flow {
     Simple,
     Extended,
     ParseOnly,
+    /// A simple Query the policy refused: nothing of it ran.
+    SimpleNotRun,
 }
 
 impl Flow {
     fn as_str(self) -> &'static str {
         match self {
-            Flow::Simple => "simple",
+            Flow::Simple | Flow::SimpleNotRun => "simple",
             Flow::Extended | Flow::ParseOnly => "extended",
         }
+    }
+
+    /// Whether the statement reached the server to run (and so settles a
+    /// lexing change it announced).
+    fn ran(self) -> bool {
+        matches!(self, Flow::Simple | Flow::Extended)
     }
 }
 
@@ -178,6 +223,13 @@ impl Tracker {
             events: Vec::new(),
             text_mode,
             lex,
+        }
+    }
+
+    /// The server reported a new `application_name`: later events carry it.
+    pub fn set_application(&mut self, name: &str) {
+        if self.ident.application.as_deref() != Some(name) {
+            self.ident.application = Some(Arc::from(name));
         }
     }
 
@@ -201,9 +253,145 @@ impl Tracker {
         }
     }
 
-    /// A decoded backend message. Returns false when it completes something
-    /// but nothing is pending (the caller then drains the queue and retries).
-    pub fn on_message(&mut self, tag: u8, body: &[u8], copy_in: impl FnOnce() -> u64) -> bool {
+    /// A decoded backend message: what the relay should do with it.
+    pub fn on_message(&mut self, tag: u8, body: &[u8], copy_in: impl FnOnce() -> u64) -> Handled {
+        if tag == be::tag::ERROR_RESPONSE {
+            if let Some(Pending::Denied { .. }) = self.pending.front() {
+                return self.denied_answered(body);
+            }
+        }
+        if self.on_message_inner(tag, body, copy_in) {
+            Handled::Forward
+        } else {
+            Handled::NothingPending
+        }
+    }
+
+    /// The backend's error for a poison (or, if the server had failed the
+    /// message for a reason of its own first, that error).
+    fn denied_answered(&mut self, body: &[u8]) -> Handled {
+        let ours = super::enforce::is_poison_error(body);
+        let server = (!ours).then(|| {
+            let code = be::find_error_field(body, b'C')
+                .ok()
+                .flatten()
+                .and_then(|c| std::str::from_utf8(c).ok())
+                .map(str::to_string);
+            let message = be::decode_error_fields(body)
+                .ok()
+                .and_then(|f| f.message.map(str::to_string));
+            (code, message)
+        });
+        let Some(Pending::Denied {
+            stmts,
+            index,
+            simple,
+            started,
+            bytes_in,
+            reply,
+            emit,
+            answered,
+        }) = self.pending.front_mut()
+        else {
+            return Handled::Forward;
+        };
+        let handled = if ours {
+            Handled::Replace(std::mem::take(reply))
+        } else {
+            Handled::Forward
+        };
+        let (stmts, index, simple, started, bytes_in, emit) = (
+            std::mem::take(stmts),
+            *index,
+            *simple,
+            *started,
+            *bytes_in,
+            *emit,
+        );
+        *answered = true;
+        if !simple {
+            // Extended protocol: the error ends the message; the server now
+            // skips to Sync. A simple Query's entry stays for its
+            // ReadyForQuery.
+            self.pending.pop_front();
+        }
+        self.emit_denied(&stmts, index, simple, started, bytes_in, emit, server);
+        if !simple {
+            self.skip_to_sync();
+        }
+        handled
+    }
+
+    /// Events for a refused message: the refused statement, and the others
+    /// of the same message that therefore never ran.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_denied(
+        &mut self,
+        stmts: &[Statement],
+        index: usize,
+        simple: bool,
+        started: Instant,
+        bytes_in: u64,
+        emit: bool,
+        server: Option<(Option<String>, Option<String>)>,
+    ) {
+        if !emit {
+            return;
+        }
+        for (i, s) in stmts.iter().enumerate() {
+            if i == index {
+                let d = s.judgement.as_ref().map(|j| j.decision.clone());
+                let (code, msg) = match (&server, &d) {
+                    (Some((code, msg)), _) => (code.clone(), msg.clone()),
+                    (None, Some(d)) => (
+                        Some(self.ctx.policy.current().policy.deny_sqlstate().to_string()),
+                        Some(format!("danxia: {} (rule {})", d.message, d.rule_id)),
+                    ),
+                    (None, None) => (None, None),
+                };
+                let detail = if server.is_some() {
+                    "refused by policy; the server had already failed the request"
+                } else {
+                    "refused by policy"
+                };
+                self.emit(
+                    Some(s),
+                    if simple {
+                        Flow::SimpleNotRun
+                    } else {
+                        Flow::ParseOnly
+                    },
+                    started,
+                    Completion {
+                        outcome: Outcome::Refused,
+                        rows: None,
+                        sqlstate: code.as_deref(),
+                        error: msg.as_deref(),
+                        detail: Some(detail),
+                    },
+                    0,
+                    0,
+                    bytes_in,
+                );
+            } else {
+                self.emit(
+                    Some(s),
+                    if simple {
+                        Flow::SimpleNotRun
+                    } else {
+                        Flow::ParseOnly
+                    },
+                    started,
+                    Completion::aborted(NOT_EXECUTED_DENIED),
+                    0,
+                    0,
+                    0,
+                );
+            }
+        }
+    }
+
+    fn on_message_inner(&mut self, tag: u8, body: &[u8], copy_in: impl FnOnce() -> u64) -> bool {
         match tag {
             be::tag::COMMAND_COMPLETE => {
                 if self.pending.is_empty() {
@@ -384,9 +572,10 @@ impl Tracker {
                     copy_bytes,
                 );
             }
-            Pending::Sync => {
+            Pending::Sync | Pending::Denied { .. } => {
                 // An error for a Bind/Describe with no Execute: no statement
-                // ran, nothing to record beyond what the session logs.
+                // ran, nothing to record beyond what the session logs. (A
+                // refusal's own error is handled before it gets here.)
             }
         }
     }
@@ -396,25 +585,39 @@ impl Tracker {
     fn skip_to_sync(&mut self) {
         while matches!(
             self.pending.front(),
-            Some(Pending::Parse { .. } | Pending::Execute { .. })
+            Some(
+                Pending::Parse { .. }
+                    | Pending::Execute { .. }
+                    | Pending::Denied { simple: false, .. }
+            )
         ) {
             // Skipped Parses are setup, not executions: only the skipped
-            // Executes are worth an event.
-            if let Some(Pending::Execute {
-                stmt,
-                started,
-                bytes_in,
-            }) = self.pending.pop_front()
-            {
-                self.emit(
-                    stmt.as_deref(),
-                    Flow::Extended,
+            // Executes (and refusals) are worth an event.
+            match self.pending.pop_front() {
+                Some(Pending::Execute {
+                    stmt,
                     started,
-                    Completion::aborted(NOT_EXECUTED),
-                    0,
-                    0,
                     bytes_in,
-                );
+                }) => {
+                    self.emit(
+                        stmt.as_deref(),
+                        Flow::Extended,
+                        started,
+                        Completion::aborted(NOT_EXECUTED),
+                        0,
+                        0,
+                        bytes_in,
+                    );
+                }
+                Some(Pending::Denied {
+                    stmts,
+                    index,
+                    started,
+                    bytes_in,
+                    emit,
+                    ..
+                }) => self.emit_denied(&stmts, index, false, started, bytes_in, emit, None),
+                _ => {}
             }
         }
     }
@@ -437,6 +640,15 @@ impl Tracker {
                     );
                 }
             }
+            Some(Pending::Denied {
+                stmts,
+                index,
+                started,
+                bytes_in,
+                emit,
+                answered: false,
+                ..
+            }) => self.emit_denied(&stmts, index, true, started, bytes_in, emit, None),
             Some(Pending::FunctionCall {
                 oid,
                 started,
@@ -495,6 +707,16 @@ impl Tracker {
                         bytes_in,
                     );
                 }
+                Pending::Denied {
+                    stmts,
+                    index,
+                    simple,
+                    started,
+                    bytes_in,
+                    emit,
+                    answered: false,
+                    ..
+                } => self.emit_denied(&stmts, index, simple, started, bytes_in, emit, None),
                 _ => {}
             }
         }
@@ -515,11 +737,18 @@ impl Tracker {
         ev.protocol_flow = Some(flow.as_str());
         let op = match stmt {
             Some(s) => {
-                if s.changes_lexing && flow != Flow::ParseOnly {
+                if s.changes_lexing && flow.ran() {
                     self.lex.change_done();
                 }
                 let f = &s.facts;
-                ev.statement = match self.text_mode {
+                let decision = s.judgement.as_ref().map(|j| &j.decision);
+                let text_mode = match decision.and_then(|d| d.audit_text) {
+                    Some(AuditText::Full) => StatementText::Full,
+                    Some(AuditText::Normalized) => StatementText::Normalized,
+                    Some(AuditText::None) => StatementText::None,
+                    None => self.text_mode,
+                };
+                ev.statement = match text_mode {
                     StatementText::Full => Some(capped(&s.text)),
                     StatementText::Normalized => Some(capped(&f.normalized)),
                     StatementText::None => None,
@@ -528,6 +757,15 @@ impl Tracker {
                 ev.operation = Some(f.operation.as_str());
                 ev.tables = f.tables.clone();
                 ev.parse_error = f.parse_error.clone();
+                ev.signals = f.signals.names().collect();
+                if let Some(d) = decision {
+                    ev.rule = Some(d.rule_id.clone());
+                    ev.verdict = Some(Verdict::of(d).as_str());
+                    ev.mode = Some(d.mode.as_str());
+                    ev.alerts = d.alerts.clone();
+                    ev.tags = d.tags.clone();
+                    ev.level = (d.level > 0).then_some(d.level);
+                }
                 f.operation
             }
             None => {
@@ -569,7 +807,30 @@ impl Tracker {
         if c.outcome != Outcome::Aborted {
             m.statement_duration.record(elapsed.as_secs_f64());
         }
+        let alert = (!ev.alerts.is_empty()).then(|| self.alert_event(&ev));
         self.events.push(ev);
+        self.events.extend(alert);
+    }
+
+    /// The alert that follows a statement event some rule alerted on: who,
+    /// where, what and which rules, for the SOC to act on without joining
+    /// records.
+    fn alert_event(&self, st: &AuditEvent) -> AuditEvent {
+        let mut ev = self.ident.event(EventKind::Alert);
+        ev.statement = st.statement.clone();
+        ev.fingerprint = st.fingerprint.clone();
+        ev.operation = st.operation;
+        ev.tables = st.tables.clone();
+        ev.outcome = st.outcome;
+        ev.rule = st.rule.clone();
+        ev.verdict = st.verdict;
+        ev.mode = st.mode;
+        ev.alerts = st.alerts.clone();
+        ev.signals = st.signals.clone();
+        ev.tags = st.tags.clone();
+        ev.level = st.level;
+        ev.rows = st.rows;
+        ev
     }
 
     /// An event built elsewhere in the session (protocol error, session end)

@@ -1,0 +1,307 @@
+//! Policy enforcement for one PostgreSQL session: asks the policy about
+//! each statement, and builds what a refusal looks like on the wire.
+//!
+//! A refused message is not simply dropped. The proxy forwards a "poison"
+//! in its place — a statement that cannot parse, `danxia_policy_denied`
+//! — so that the server fails it exactly where the refused statement
+//! stood, and then replaces the server's syntax error with its own 42501
+//! on the way back. The server's own error handling thereby keeps client
+//! and server in step in every case: an explicit transaction becomes
+//! aborted (status `E`, and ROLLBACK / ROLLBACK TO SAVEPOINT behave as
+//! after any error), the implicit transaction of a multi-statement Query or
+//! an extended-protocol batch is rolled back, and the server discards the
+//! rest of the batch up to Sync. Knows nothing of sockets.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bytes::{BufMut, BytesMut};
+use danxia_policies::{Decision, Identity, Request};
+use danxia_protocols::pg::backend as be;
+use danxia_protocols::pg::frontend as fe;
+
+use crate::analysis::{Judgement, Statement};
+use crate::listener::ListenerCtx;
+
+/// The poison's leading word: what the server's syntax error names, and
+/// how the proxy recognises that error as its own.
+pub const POISON_WORD: &str = "danxia_policy_denied";
+/// Fingerprints a session remembers having sent to the learner, so a
+/// repeated statement does not queue an entry each time.
+const MAX_LEARNED_PER_SESSION: usize = 4096;
+
+/// The session's current `application_name`, set from the server's
+/// ParameterStatus (the relay's backend side) and read when deciding (the
+/// client side). `application_name` is the client's own claim, so a change
+/// taking effect one pipelined statement late is harmless.
+#[derive(Debug, Default)]
+pub struct AppName {
+    current: Mutex<Option<Arc<str>>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl AppName {
+    pub fn new(initial: Option<Arc<str>>) -> Self {
+        Self {
+            current: Mutex::new(initial),
+            generation: 0.into(),
+        }
+    }
+
+    pub fn set(&self, name: &str) {
+        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if cur.as_deref() != Some(name) {
+            *cur = Some(Arc::from(name));
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn get(&self) -> Option<Arc<str>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Per-session policy state.
+pub struct Enforcer {
+    identity: Identity,
+    app: Arc<AppName>,
+    app_generation: u64,
+    learned: HashSet<u64>,
+    /// A refusal was forwarded in the current extended-protocol batch: the
+    /// server discards everything after it up to Sync, so later refusals in
+    /// the batch need no poison of their own.
+    pub batch_failed: bool,
+}
+
+impl Enforcer {
+    pub fn new(
+        ctx: &ListenerCtx,
+        user: Arc<str>,
+        database: Arc<str>,
+        address: Option<IpAddr>,
+        app: Arc<AppName>,
+    ) -> Self {
+        let application = app.get().unwrap_or_else(|| Arc::from(""));
+        let app_generation = app.generation();
+        Self {
+            identity: Identity::new(ctx.name.clone(), user, database, application, address),
+            app,
+            app_generation,
+            learned: HashSet::new(),
+            batch_failed: false,
+        }
+    }
+
+    fn refresh_identity(&mut self) {
+        let g = self.app.generation();
+        if g != self.app_generation {
+            self.app_generation = g;
+            let name = self.app.get().unwrap_or_else(|| Arc::from(""));
+            self.identity = self.identity.with_application(name);
+        }
+    }
+
+    /// Decides every statement of one message (the ones after the first
+    /// are `stacked`); returns the index of the first refused one.
+    pub fn judge(&mut self, ctx: &ListenerCtx, stmts: &mut [Statement]) -> Option<usize> {
+        self.refresh_identity();
+        let loaded = ctx.policy.current();
+        let now = SystemTime::now();
+        let mut first_blocked = None;
+        for (i, s) in stmts.iter_mut().enumerate() {
+            let look = loaded.policy.decide(&Request {
+                identity: &self.identity,
+                facts: &s.facts,
+                stacked: i > 0,
+                mode: ctx.mode,
+                now,
+            });
+            self.account(ctx, &look.decision, look.hit, s);
+            if look.decision.block && first_blocked.is_none() {
+                first_blocked = Some(i);
+            }
+            s.judgement = Some(Judgement {
+                decision: look.decision,
+                policy_version: loaded.policy.version(),
+            });
+        }
+        first_blocked
+    }
+
+    /// A prepared statement about to be bound: decided again if the policy
+    /// changed since its Parse, so a new rule reaches long-lived prepared
+    /// statements too.
+    pub fn rejudge(&mut self, ctx: &ListenerCtx, stmt: Arc<Statement>) -> Arc<Statement> {
+        let version = ctx.policy.current().policy.version();
+        if stmt
+            .judgement
+            .as_ref()
+            .is_some_and(|j| j.policy_version == version)
+        {
+            return stmt;
+        }
+        let mut s = (*stmt).clone();
+        self.judge(ctx, std::slice::from_mut(&mut s));
+        Arc::new(s)
+    }
+
+    fn account(&mut self, ctx: &ListenerCtx, d: &Decision, hit: bool, s: &Statement) {
+        let m = &ctx.decisions;
+        if hit {
+            m.cache_hit.increment(1);
+        } else {
+            m.cache_miss.increment(1);
+        }
+        m.record(d);
+        if d.learn {
+            if let Some(learner) = &ctx.learner {
+                let fp = s.facts.fingerprint;
+                if !self.learned.contains(&fp.0) {
+                    if learner.record(
+                        &self.identity.user,
+                        &self.identity.database,
+                        fp,
+                        &s.facts.normalized,
+                    ) {
+                        if self.learned.len() < MAX_LEARNED_PER_SESSION {
+                            self.learned.insert(fp.0);
+                        }
+                    } else {
+                        m.learned_dropped.increment(1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The poison text: the refused rule's id in a comment so the server's log
+/// line says why (ids are `[A-Za-z0-9._-]`, so it cannot close the comment).
+fn poison_text(rule: &str) -> String {
+    let safe: String = rule
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{POISON_WORD} /* refused by danxia rule {safe} */")
+}
+
+/// A Query message carrying the poison.
+pub fn poison_query(out: &mut BytesMut, rule: &str) {
+    fe::encode_query(out, &poison_text(rule));
+}
+
+/// A Parse message carrying the poison under the client's statement name
+/// (raw bytes: the name is in the client encoding), so that name stays
+/// undefined on the server just as if the server had refused the text.
+pub fn poison_parse(out: &mut BytesMut, name: &[u8], rule: &str) {
+    let text = poison_text(rule);
+    let len = 4 + name.len() + 1 + text.len() + 1 + 2;
+    out.reserve(1 + len);
+    out.put_u8(fe::tag::PARSE);
+    out.put_u32(len as u32);
+    out.put_slice(name);
+    out.put_u8(0);
+    out.put_slice(text.as_bytes());
+    out.put_u8(0);
+    out.put_u16(0);
+}
+
+/// Whether an ErrorResponse body is the server's answer to a poison.
+pub fn is_poison_error(body: &[u8]) -> bool {
+    matches!(be::find_error_field(body, b'C'), Ok(Some(b"42601")))
+        && be::find_error_field(body, b'M')
+            .ok()
+            .flatten()
+            .is_some_and(|m| {
+                m.windows(POISON_WORD.len())
+                    .any(|w| w == POISON_WORD.as_bytes())
+            })
+}
+
+/// The ErrorResponse the client gets for a refused statement.
+pub fn deny_error(d: &Decision, sqlstate: &str, position: Option<(usize, usize)>) -> BytesMut {
+    let mut out = BytesMut::new();
+    let message = format!("danxia: {} (rule {})", d.message, d.rule_id);
+    let detail = match position {
+        Some((i, n)) if n > 1 => format!(
+            "Statement {} of {n} in this request was refused by policy rule \"{}\"; none of them ran.",
+            i + 1,
+            d.rule_id
+        ),
+        _ => format!("Refused by policy rule \"{}\".", d.rule_id),
+    };
+    be::encode_error_response(&mut out, "ERROR", sqlstate, &message, Some(&detail));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poison_parse_is_a_well_formed_parse() {
+        let mut out = BytesMut::new();
+        poison_parse(&mut out, b"S_1", "deny-x");
+        let body = &out[5..];
+        let p = fe::decode_parse(body).expect("decodes");
+        assert_eq!(p.name, "S_1");
+        assert!(p.query.starts_with(POISON_WORD));
+        assert!(p.query.contains("deny-x"));
+        assert_eq!(
+            u32::from_be_bytes([out[1], out[2], out[3], out[4]]) as usize,
+            out.len() - 1
+        );
+    }
+
+    #[test]
+    fn hostile_rule_ids_cannot_close_the_comment() {
+        assert!(!poison_text("a*/; drop table t; --").contains("*/;"));
+    }
+
+    #[test]
+    fn poison_errors_are_recognised_and_others_are_not() {
+        let mut e = BytesMut::new();
+        be::encode_error_response(
+            &mut e,
+            "ERROR",
+            "42601",
+            "syntax error at or near \"danxia_policy_denied\"",
+            None,
+        );
+        assert!(is_poison_error(&e[5..]));
+        let mut other = BytesMut::new();
+        be::encode_error_response(
+            &mut other,
+            "ERROR",
+            "42601",
+            "syntax error at or near \"selec\"",
+            None,
+        );
+        assert!(!is_poison_error(&other[5..]));
+        let mut aborted = BytesMut::new();
+        be::encode_error_response(
+            &mut aborted,
+            "ERROR",
+            "25P02",
+            "current transaction is aborted, commands ignored until end of transaction block",
+            None,
+        );
+        assert!(!is_poison_error(&aborted[5..]));
+    }
+}
