@@ -692,6 +692,18 @@ fn hot_reload_swaps_atomically_and_keeps_the_old_policy_on_errors() {
     );
     let (_, err) = psql_script(&d, APP_USER, &format!("select * from {data};\n"));
     assert!(err.contains("(rule deny-data-reads)"), "{err}");
+    // The audit names the policy version that decided each statement.
+    let events = d.wait_audit(WAIT, |e| refused(e, "deny-data-reads"));
+    let old = events
+        .iter()
+        .find(|e| refused(e, "deny-secret-table"))
+        .expect("old refusal");
+    let new = events
+        .iter()
+        .find(|e| refused(e, "deny-data-reads"))
+        .expect("new refusal");
+    assert_eq!(old["policy_version"].as_u64(), Some(v1), "{old}");
+    assert!(new["policy_version"].as_u64() > Some(v1), "{new}");
     let (_, body) = d.http_get("/policy");
     let status: Value = serde_json::from_str(&body).expect("json");
     assert!(status["version"].as_u64() > Some(v1));

@@ -125,4 +125,8 @@ pub struct AuditEvent {
     /// Highest classification level touched.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub level: Option<u8>,
+    /// Version of the policy that decided (see `GET /policy`): which rule
+    /// files were in force.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<u64>,
 }

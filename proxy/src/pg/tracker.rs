@@ -742,6 +742,7 @@ impl Tracker {
                 }
                 let f = &s.facts;
                 let decision = s.judgement.as_ref().map(|j| &j.decision);
+                ev.policy_version = s.judgement.as_ref().map(|j| j.policy_version);
                 let text_mode = match decision.and_then(|d| d.audit_text) {
                     Some(AuditText::Full) => StatementText::Full,
                     Some(AuditText::Normalized) => StatementText::Normalized,
@@ -830,6 +831,7 @@ impl Tracker {
         ev.tags = st.tags.clone();
         ev.level = st.level;
         ev.rows = st.rows;
+        ev.policy_version = st.policy_version;
         ev
     }
 
