@@ -105,6 +105,25 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The shipped configuration's policy: the default pack in enforce mode
+    /// (the allowlist file lands in danxia's working directory).
+    pub fn default_pack() -> Options {
+        Options {
+            extra_toml: format!(
+                "[policy]\ndir = {}\nmode = \"enforce\"\nallowlist = \"allowlist.toml\"\n",
+                toml_str(
+                    &workspace_root()
+                        .join("policies/packs/default")
+                        .display()
+                        .to_string()
+                )
+            ),
+            ..Options::default()
+        }
+    }
+}
+
 /// Quotes a string as a TOML basic string.
 pub fn toml_str(s: &str) -> String {
     let mut out = String::from("\"");

@@ -34,7 +34,9 @@ fn first<'a>(events: &'a [Value], text: &str) -> &'a Value {
 #[test]
 fn corpus_identical_direct_and_through_danxia() {
     require_postgres();
-    let mut d = Danxia::start();
+    // With the shipped policy enforced: an administrator's traffic must
+    // pass unchanged (the corpus holds no credential or server-file access).
+    let mut d = Danxia::start_with(Options::default_pack());
     let work = tempfile::tempdir().expect("tempdir");
     let summary_path = work.path().join("summary.json");
     let direct = format!("host=127.0.0.1 port={DIRECT_PORT} user={USER} dbname={DB}");
@@ -144,6 +146,22 @@ fn corpus_identical_direct_and_through_danxia() {
     assert!(
         protocol_errors.is_empty(),
         "the corpus caused protocol errors: {protocol_errors:?}"
+    );
+
+    let refused: Vec<_> = events
+        .iter()
+        .filter(|e| e["kind"] == "statement" && e["verdict"] == "denied")
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "the default pack refused corpus statements: {refused:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["kind"] == "statement")
+            .all(|e| e["rule"].is_string() && e["policy_version"] == 1),
+        "every statement event names its rule and policy version"
     );
 
     let status = d.shutdown();

@@ -58,7 +58,9 @@ fn show(events: &[&Value]) -> String {
 #[test]
 fn psycopg2_suite_through_danxia() {
     require_postgres();
-    let mut d = Danxia::start();
+    // The shipped default pack, enforced: the suite's traffic (as an
+    // administrator) must pass unchanged.
+    let mut d = Danxia::start_with(Options::default_pack());
     let stdout = run_suite(&d, &[]);
     assert!(
         stdout.contains("17 checks, 17 passed, 0 failed"),
@@ -95,6 +97,20 @@ fn psycopg2_suite_through_danxia() {
         forwarded >= 1.0,
         "danxia_cancel_requests_total{{result=\"forwarded\"}} = {forwarded}\n{}",
         d.metrics()
+    );
+
+    assert_eq!(
+        d.metric("danxia_policy_decisions_total", &[("verdict", "denied")]),
+        0.0,
+        "the default pack must not refuse the suite's statements"
+    );
+    // `select pg_sleep(30)` is a time-delay signal: allowed for an
+    // administrator, with an alert.
+    assert_eq!(
+        sleeps[0]["alerts"],
+        serde_json::json!(["alert-injection-admins"]),
+        "{}",
+        sleeps[0]
     );
 
     // COPY in and out of exactly 100000 rows each.
