@@ -752,3 +752,94 @@ fn a_policy_that_does_not_load_stops_startup_with_the_reason() {
     assert!(err.contains("10-bad.toml:5"), "{err}");
     assert!(err.contains("10.0.0.0/33"), "{err}");
 }
+
+#[test]
+fn identity_keys_address_application_and_time_windows() {
+    let (data, secret) = setup_tables("ident");
+    // Shanghai hour now, and an hour-long window two hours from now: open
+    // all day vs. closed now (the test takes seconds, not hours).
+    let hour: u32 = run_ok(
+        std::process::Command::new("date")
+            .env("TZ", "Asia/Shanghai")
+            .arg("+%H"),
+    )
+    .trim()
+    .parse()
+    .expect("hour");
+    let closed = format!("{:02}:00-{:02}:00", (hour + 2) % 24, (hour + 3) % 24);
+    let policy = format!(
+        r#"
+[[rule]]
+id = "deny-evil-tools"
+description = "Tools calling themselves evil-* may not read the data table from this host"
+action = "deny"
+addresses = ["127.0.0.0/8", "!127.0.0.2"]
+applications = ["evil-*"]
+tables = ["{data}"]
+
+[[rule]]
+id = "deny-outside-office-hours"
+description = "Never matches now: the window is closed"
+action = "deny"
+time = ["{closed}"]
+tables = ["{data}"]
+
+[[rule]]
+id = "deny-elsewhere"
+description = "Clients outside loopback are refused"
+action = "deny"
+addresses = ["!127.0.0.0/8"]
+
+[[rule]]
+id = "deny-all-day"
+description = "The secret table, at any hour of any day"
+action = "deny"
+time = ["mon-sun 00:00-24:00"]
+tables = ["{secret}"]
+"#
+    );
+    let (d, _p) = start(&[("10-identity.toml", &policy)], "enforce");
+    let as_app = |app: &str, script: &str| {
+        let out = run_with_stdin(
+            d.psql(APP_USER, DB)
+                .args(["-v", "ON_ERROR_STOP=0", "-At"])
+                .env("PGAPPNAME", app),
+            script,
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (out, err) = as_app("evil-scraper", &format!("select count(*) from {data};\n"));
+    assert!(err.contains("(rule deny-evil-tools)"), "{out}\n{err}");
+    let (out, err) = as_app("billing", &format!("select count(*) from {data};\n"));
+    assert!(
+        err.is_empty() && out.trim() == "0",
+        "closed window must not match: {out}\n{err}"
+    );
+    // application_name changed mid-session (the server reports it): the
+    // next statements are decided for the new name.
+    let (out, err) = as_app(
+        "billing",
+        &format!(
+            "select count(*) from {data};\nset application_name = 'evil-renamed';\n\
+             select 'sync';\nselect count(*) from {data};\n"
+        ),
+    );
+    assert_eq!(
+        err.matches("(rule deny-evil-tools)").count(),
+        1,
+        "{out}\n{err}"
+    );
+    let (_, err) = as_app("billing", &format!("select * from {secret};\n"));
+    assert!(err.contains("(rule deny-all-day)"), "{err}");
+    let events = d.wait_audit(WAIT, |e| refused(e, "deny-evil-tools"));
+    assert!(events
+        .iter()
+        .filter(|e| refused(e, "deny-evil-tools"))
+        .all(|e| e["application"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("evil-"))));
+    drop_tables(&[&data, &secret]);
+}
