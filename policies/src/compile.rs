@@ -469,6 +469,9 @@ fn read_settings(r: &mut Reader<'_>, t: &dyn TableLike, s: &mut Settings) {
         }
     }
     if let Some(v) = r.string(t, "deny_message") {
+        if let Some(why) = bad_client_text(&v.text) {
+            r.error(v.line, format!("deny_message: {why}"));
+        }
         s.deny_message = Arc::from(v.text.as_str());
     }
     if let Some(v) = r.string(t, "deny_sqlstate") {
@@ -702,7 +705,12 @@ fn compile_rule(r: &mut Reader<'_>, t: &Table, cx: &mut RuleContext<'_>) -> Opti
             None
         }
     });
-    let message = r.string(t, "message").map(|m| Arc::from(m.text.as_str()));
+    let message = r.string(t, "message").map(|m| {
+        if let Some(why) = bad_client_text(&m.text) {
+            r.error(m.line, format!("message: {why}"));
+        }
+        Arc::from(m.text.as_str())
+    });
 
     let mut keys = Vec::new();
     let mut ops = ALL_OPERATIONS;
@@ -985,4 +993,22 @@ fn compile_min_level(r: &mut Reader<'_>, t: &Table) -> Option<u8> {
             None
         }
     }
+}
+
+/// Longest client message a rule may set: it goes into every refusal.
+const MAX_CLIENT_MESSAGE: usize = 1000;
+
+/// Why `text` cannot be sent to clients in an error message, if it cannot:
+/// wire protocols end fields at NUL, and control characters would let a
+/// message forge lines in client logs.
+fn bad_client_text(text: &str) -> Option<String> {
+    if text.len() > MAX_CLIENT_MESSAGE {
+        return Some(format!(
+            "{} bytes is too long for a client error message (at most {MAX_CLIENT_MESSAGE})",
+            text.len()
+        ));
+    }
+    text.chars()
+        .find(|c| c.is_control())
+        .map(|c| format!("control character {c:?} is not allowed in a client error message"))
 }
