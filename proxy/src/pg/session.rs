@@ -719,16 +719,15 @@ impl Upstream<'_> {
                                 let (poison, reply) =
                                     refusal(self.ctx, &stmts[i], None, Some((i, stmts.len())));
                                 replacement = Some(poison);
-                                self.send(Pending::Denied {
+                                self.send(Pending::denied(
                                     stmts,
-                                    index: i,
-                                    simple: true,
-                                    started: received,
-                                    bytes_in: total as u64,
+                                    i,
+                                    true,
+                                    received,
+                                    total as u64,
                                     reply,
-                                    emit: true,
-                                    answered: false,
-                                })
+                                    true,
+                                ))
                                 .await;
                             } else {
                                 // A lexing change is counted when the
@@ -778,16 +777,15 @@ impl Upstream<'_> {
                                     self.enforcer.batch_failed = true;
                                     replacement = Some(poison);
                                 }
-                                self.send(Pending::Denied {
-                                    stmts: vec![(*stmt).clone()],
-                                    index: 0,
-                                    simple: false,
-                                    started: received,
-                                    bytes_in: 0,
+                                self.send(Pending::denied(
+                                    vec![(*stmt).clone()],
+                                    0,
+                                    false,
+                                    received,
+                                    0,
                                     reply,
-                                    emit: true,
-                                    answered: false,
-                                })
+                                    true,
+                                ))
                                 .await;
                             } else {
                                 self.send(Pending::Parse {
@@ -806,23 +804,18 @@ impl Upstream<'_> {
                                 if !Arc::ptr_eq(&judged, &s) {
                                     self.statements.insert(statement.into(), judged.clone());
                                 }
-                                if judged.blocked() && !self.enforcer.batch_failed {
+                                if judged.blocked() {
                                     // Refused at Parse in an earlier batch,
                                     // or by a policy loaded since.
-                                    self.enforcer.batch_failed = true;
-                                    let (poison, reply) =
-                                        refusal(self.ctx, &judged, Some(b""), None);
-                                    replacement = Some(poison);
-                                    self.send(Pending::Denied {
-                                        stmts: vec![(*judged).clone()],
-                                        index: 0,
-                                        simple: false,
-                                        started: received,
-                                        bytes_in: 0,
-                                        reply,
-                                        emit: true,
-                                        answered: false,
-                                    })
+                                    replacement = refuse_reference(
+                                        self.ctx,
+                                        &mut self.enforcer,
+                                        &self.tx,
+                                        &judged,
+                                        received,
+                                        0,
+                                        true,
+                                    )
                                     .await;
                                 }
                                 stmt = Some(judged);
@@ -846,23 +839,16 @@ impl Upstream<'_> {
                                     // Execute (already recorded); in a later
                                     // one the portal cannot exist, so refuse
                                     // it here with the policy's words.
-                                    if !self.enforcer.batch_failed {
-                                        self.enforcer.batch_failed = true;
-                                        let (poison, reply) =
-                                            refusal(self.ctx, &s, Some(b""), None);
-                                        replacement = Some(poison);
-                                        self.send(Pending::Denied {
-                                            stmts: vec![(*s).clone()],
-                                            index: 0,
-                                            simple: false,
-                                            started: received,
-                                            bytes_in,
-                                            reply,
-                                            emit: true,
-                                            answered: false,
-                                        })
-                                        .await;
-                                    }
+                                    replacement = refuse_reference(
+                                        self.ctx,
+                                        &mut self.enforcer,
+                                        &self.tx,
+                                        &s,
+                                        received,
+                                        bytes_in,
+                                        true,
+                                    )
+                                    .await;
                                 }
                                 stmt => {
                                     let stmt = stmt.map(|s| self.mark_lexing_change(s));
@@ -926,22 +912,17 @@ impl Upstream<'_> {
                                 _ => None,
                             };
                             if let Some(s) = stmt.filter(|s| s.blocked()) {
-                                if !self.enforcer.batch_failed {
-                                    self.enforcer.batch_failed = true;
-                                    let (poison, reply) = refusal(self.ctx, &s, Some(b""), None);
-                                    replacement = Some(poison);
-                                    self.send(Pending::Denied {
-                                        stmts: vec![(*s).clone()],
-                                        index: 0,
-                                        simple: false,
-                                        started: received,
-                                        bytes_in: 0,
-                                        reply,
-                                        emit: false,
-                                        answered: false,
-                                    })
-                                    .await;
-                                }
+                                // A Describe runs nothing: refused, not audited.
+                                replacement = refuse_reference(
+                                    self.ctx,
+                                    &mut self.enforcer,
+                                    &self.tx,
+                                    &s,
+                                    received,
+                                    0,
+                                    false,
+                                )
+                                .await;
                             }
                         }
                         fe::tag::FLUSH => {
@@ -1023,6 +1004,41 @@ impl Upstream<'_> {
         // The receiver only goes away when the session is ending.
         let _ = self.tx.send(p).await;
     }
+}
+
+/// A Bind, Execute or Describe naming a refused statement or portal. The
+/// first refusal of a batch is replaced by a poison (returned) and queued
+/// for the tracker; later ones need nothing: the server already skips the
+/// rest of the batch, and the refusal that started it is recorded.
+async fn refuse_reference(
+    ctx: &ListenerCtx,
+    enforcer: &mut Enforcer,
+    tx: &mpsc::Sender<Pending>,
+    stmt: &Statement,
+    started: Instant,
+    bytes_in: u64,
+    emit: bool,
+) -> Option<BytesMut> {
+    if enforcer.batch_failed {
+        return None;
+    }
+    enforcer.batch_failed = true;
+    // The unnamed statement carries the poison: the refused name itself
+    // must stay undefined on the server.
+    let (poison, reply) = refusal(ctx, stmt, Some(b""), None);
+    // The receiver only goes away when the session is ending.
+    let _ = tx
+        .send(Pending::denied(
+            vec![stmt.clone()],
+            0,
+            false,
+            started,
+            bytes_in,
+            reply,
+            emit,
+        ))
+        .await;
+    Some(poison)
 }
 
 /// The poison to forward in place of a refused message (a Query, or a

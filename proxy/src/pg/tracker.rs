@@ -130,6 +130,29 @@ impl Pending {
             last: started,
         }
     }
+
+    /// A refused message: `stmts[index]` was refused; `reply` is what the
+    /// client gets instead of the server's error for the poison.
+    pub fn denied(
+        stmts: Vec<Statement>,
+        index: usize,
+        simple: bool,
+        started: Instant,
+        bytes_in: u64,
+        reply: bytes::BytesMut,
+        emit: bool,
+    ) -> Self {
+        Pending::Denied {
+            stmts,
+            index,
+            simple,
+            started,
+            bytes_in,
+            reply,
+            emit,
+            answered: false,
+        }
+    }
 }
 
 /// How a statement ended, as the backend said.
