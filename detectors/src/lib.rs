@@ -16,6 +16,7 @@ pub mod error;
 pub mod facts;
 pub mod fingerprint;
 pub mod lexer;
+pub mod mask;
 mod shape;
 pub mod signals;
 pub mod split;
