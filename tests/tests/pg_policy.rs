@@ -843,3 +843,79 @@ tables = ["{secret}"]
             .is_some_and(|a| a.starts_with("evil-"))));
     drop_tables(&[&data, &secret]);
 }
+
+#[test]
+fn classification_tags_and_levels_reach_rules_and_audit() {
+    let (data, secret) = setup_tables("class");
+    let dir = policy_dir(&[(
+        "10-class.toml",
+        r#"
+[[rule]]
+id = "deny-bulk-ids"
+description = "Applications may not read every column of a table holding identity numbers"
+action = "deny"
+users = ["!postgres"]
+tags = ["pii.id_number"]
+conditions = ["select_star"]
+
+[[rule]]
+id = "alert-level-2"
+description = "Reads of sensitive personal data are watched"
+action = "alert"
+min_level = 2
+"#,
+    )]);
+    let classification = dir.path().join("classification.toml");
+    fs::write(
+        &classification,
+        format!(
+            "version = 1\n\n[[column]]\ntable = \"{data}\"\ncolumn = \"v\"\ntags = [\"pii.id_number\"]\nlevel = 2\n\
+             evidence = {{ hits = 10, sampled = 10, name_match = \"\" }}\n"
+        ),
+    )
+    .expect("classification");
+    let d = Danxia::start_with(Options {
+        extra_toml: format!(
+            "{}classification = {}\n",
+            policy_toml(dir.path(), "enforce", &dir.path().join("allow.toml")),
+            toml_str(&classification.display().to_string())
+        ),
+        ..Options::default()
+    });
+    let (out, err) = psql_script(
+        &d,
+        APP_USER,
+        &format!("select * from {data};\nselect id from {data};\nselect v from {data};\n"),
+    );
+    assert_eq!(
+        err.matches("(rule deny-bulk-ids)").count(),
+        1,
+        "{out}\n{err}"
+    );
+    let events = d.wait_audit(WAIT, |e| {
+        e["kind"] == "alert"
+            && e["statement"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("select v"))
+    });
+    let of = |text: &str| {
+        events
+            .iter()
+            .find(|e| e["kind"] == "statement" && e["statement"] == text)
+            .unwrap_or_else(|| panic!("no event for {text}"))
+            .clone()
+    };
+    let star = of(&format!("select * from {data}"));
+    assert_eq!(star["verdict"], "denied");
+    assert_eq!(star["tags"], serde_json::json!(["pii.id_number"]));
+    assert_eq!(star["level"], 2);
+    // A column that is not classified touches nothing.
+    let id = of(&format!("select id from {data}"));
+    assert!(id["tags"].is_null() && id["level"].is_null(), "{id}");
+    assert!(id["alerts"].is_null(), "{id}");
+    let v = of(&format!("select v from {data}"));
+    assert_eq!(v["verdict"], "allowed");
+    assert_eq!(v["alerts"], serde_json::json!(["alert-level-2"]));
+    assert_eq!(v["level"], 2);
+    drop_tables(&[&data, &secret]);
+}
