@@ -1,9 +1,10 @@
 //! PostgreSQL frontend/backend protocol v3.
 //!
 //! Owns framing ([`frame`]), the untagged startup phase ([`startup`]), the
-//! client messages the proxy inspects ([`frontend`]) and the server messages
-//! it inspects or synthesises ([`backend`]), plus the bounds-checked reader
-//! and length-patching writer they share.
+//! client messages the proxy inspects ([`frontend`]), the server messages
+//! it inspects or synthesises ([`backend`]) and the result rows it may
+//! rewrite ([`rows`]), plus the bounds-checked reader and length-patching
+//! writer they share.
 //!
 //! Must never: do I/O, decide policy, or panic on input.
 //!
@@ -19,6 +20,7 @@ use crate::ProtocolError;
 pub mod backend;
 pub mod frame;
 pub mod frontend;
+pub mod rows;
 pub mod startup;
 
 /// Reason given when a field runs past the end of the message.
@@ -27,6 +29,8 @@ pub(crate) const TRUNCATED: &str = "message ends inside a field";
 pub(crate) const MISSING_NUL: &str = "string is missing its NUL terminator";
 /// Reason given when bytes follow the last field (PostgreSQL's `pq_getmsgend`).
 pub(crate) const TRAILING: &str = "bytes follow the last field";
+/// Reason given when a value length is negative but not the NULL marker.
+pub(crate) const NEGATIVE_LENGTH: &str = "value length is negative but not -1 (NULL)";
 
 /// Bounds-checked reading position over one message body.
 ///
@@ -139,7 +143,7 @@ impl<'a> Cursor<'a> {
         match usize::try_from(len) {
             Ok(n) => self.bytes(n).map(Some),
             Err(_) if len == -1 => Ok(None),
-            Err(_) => Err(self.malformed("value length is negative but not -1 (NULL)")),
+            Err(_) => Err(self.malformed(NEGATIVE_LENGTH)),
         }
     }
 
@@ -184,7 +188,12 @@ pub(crate) fn finish_message(buf: &mut BytesMut, start: usize) {
 /// cannot: the value is cut at the first NUL so that it can never smuggle an
 /// extra field into the message.
 pub(crate) fn put_cstr(buf: &mut impl BufMut, s: &str) {
-    let bytes = s.as_bytes();
+    put_cstr_bytes(buf, s.as_bytes());
+}
+
+/// [`put_cstr`] for raw bytes (e.g. a column name in the client encoding),
+/// cut at the first NUL for the same reason.
+pub(crate) fn put_cstr_bytes(buf: &mut impl BufMut, bytes: &[u8]) {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     buf.put_slice(&bytes[..end]);
     buf.put_u8(0);
@@ -198,6 +207,7 @@ mod tests {
     use super::backend::{self, TransactionStatus};
     use super::frame::{self, HEADER_LEN};
     use super::frontend::{self, Target};
+    use super::rows::{self, Cell, Field, RewriteStats};
     use super::startup::{self, StartupPacket, PROTOCOL_3_0};
     use super::*;
 
@@ -246,6 +256,19 @@ mod tests {
         frontend::encode_close(&mut buf, Target::Statement, "s1");
         backend::encode_error_response(&mut buf, "ERROR", "42501", "denied", Some("d"));
         backend::encode_ready_for_query(&mut buf, TransactionStatus::Idle);
+        let field = |name, type_oid, format| Field {
+            name,
+            table_oid: 16_384,
+            column: 1,
+            type_oid,
+            type_size: -1,
+            type_modifier: -1,
+            format,
+        };
+        rows::encode_row_description(&mut buf, &[field(b"id", 23, 0), field(b"email", 25, 1)]);
+        rows::encode_row_description(&mut buf, &[field(b"", 25, 0)]);
+        rows::encode_data_row(&mut buf, &[Some(b"42"), None, Some(b"a@b.c")]);
+        rows::encode_data_row(&mut buf, &[None]);
         let mut rest: &[u8] = &buf;
         while let Ok(Some(msg)) = frame::split_message(rest, usize::MAX) {
             seeds.push(msg.body.to_vec());
@@ -377,6 +400,64 @@ mod tests {
         }
     }
 
+    /// Result rows: a decoded body re-encodes to the same bytes, a rewrite
+    /// that keeps everything is byte-identical, a rewrite that replaces
+    /// decodes back to the replacements, and a body that does not decode is
+    /// refused by the rewriter with the same error and nothing written.
+    fn check_rows(b: &[u8], hits: &mut Hits) {
+        if let Ok(fields) = rows::decode_row_description(b) {
+            hit(hits, "row_description");
+            let mut out = BytesMut::new();
+            rows::encode_row_description(&mut out, &fields);
+            assert_eq!(&out[..], framed(backend::tag::ROW_DESCRIPTION, b));
+        }
+        let mut out = BytesMut::new();
+        let kept = rows::rewrite_data_row(b, &mut out, |_, _| Cell::Keep);
+        match rows::data_row_values(b) {
+            Ok(row) => {
+                hit(hits, "data_row");
+                let values: Vec<Option<&[u8]>> = row.iter().collect();
+                assert_eq!(values.len(), row.len());
+                assert_eq!(kept, Ok(RewriteStats { changed: 0 }));
+                assert_eq!(&out[..], framed(backend::tag::DATA_ROW, b));
+                let mut encoded = BytesMut::new();
+                rows::encode_data_row(&mut encoded, &values);
+                assert_eq!(encoded, out);
+
+                // mask columns 0, 2, 3, 5, …: non-NULL becomes "***", NULL stays
+                fn masked(i: usize, v: Option<&[u8]>) -> Option<&[u8]> {
+                    match v {
+                        Some(_) if i % 3 != 1 => Some(b"***"),
+                        other => other,
+                    }
+                }
+                let mut out = BytesMut::new();
+                let stats = rows::rewrite_data_row(b, &mut out, |i, v| match masked(i, v) {
+                    Some(m) => Cell::value(m),
+                    None => Cell::Null,
+                });
+                let want: Vec<_> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| masked(i, *v))
+                    .collect();
+                let changed = want.iter().zip(&values).filter(|(w, v)| w != v).count();
+                assert_eq!(stats, Ok(RewriteStats { changed }));
+                let msg = frame::split_message(&out, usize::MAX).unwrap().unwrap();
+                assert_eq!(
+                    (msg.tag, msg.total_len()),
+                    (backend::tag::DATA_ROW, out.len())
+                );
+                let back = rows::data_row_values(msg.body).unwrap();
+                assert_eq!(back.iter().collect::<Vec<_>>(), want);
+            }
+            Err(e) => {
+                assert_eq!(kept, Err(e));
+                assert!(out.is_empty());
+            }
+        }
+    }
+
     fn check_framing(b: &[u8], hits: &mut Hits) {
         let max = HEADER_LEN + 16;
         match frame::parse_header(b, max) {
@@ -413,6 +494,7 @@ mod tests {
             let b = input(&mut rng, &seeds);
             check_frontend(&b, &mut hits);
             check_backend(&b, &mut hits);
+            check_rows(&b, &mut hits);
             check_framing(&b, &mut hits);
         }
         for name in [
@@ -427,6 +509,8 @@ mod tests {
             "parameter_status",
             "ready_for_query",
             "error_fields",
+            "row_description",
+            "data_row",
             "parse_header",
             "startup",
             "cancel",
