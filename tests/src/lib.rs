@@ -973,6 +973,12 @@ pub fn ensure_app_role() {
     );
 }
 
+/// `[[allow]]` blocks in a learned allowlist file (its header comment
+/// mentions the table name too, so only table headers count).
+pub fn learned_entries(text: &str) -> usize {
+    text.lines().filter(|l| l.trim() == "[[allow]]").count()
+}
+
 /// Panics with a clear message unless PostgreSQL answers on 127.0.0.1:5432.
 pub fn require_postgres() {
     if TcpStream::connect_timeout(

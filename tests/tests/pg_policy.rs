@@ -575,7 +575,7 @@ fn learn_then_enforce_round_trip() {
     let deadline = std::time::Instant::now() + WAIT;
     let text = loop {
         let text = fs::read_to_string(&allowlist).unwrap_or_default();
-        if text.matches("[[allow]]").count() >= 3 || std::time::Instant::now() > deadline {
+        if learned_entries(&text) >= 3 || std::time::Instant::now() > deadline {
             break text;
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -247,12 +247,7 @@ fn strict_allowlist_pack_refuses_what_was_not_learned() {
     let (_, err) = psql_script(&learning, APP_USER, "select 1 + 1;\nselect current_user;\n");
     assert!(err.is_empty(), "{err}");
     let deadline = std::time::Instant::now() + WAIT;
-    while fs::read_to_string(&allowlist)
-        .unwrap_or_default()
-        .matches("[[allow]]")
-        .count()
-        < 2
-    {
+    while learned_entries(&fs::read_to_string(&allowlist).unwrap_or_default()) < 2 {
         assert!(std::time::Instant::now() < deadline, "nothing learned");
         std::thread::sleep(Duration::from_millis(100));
     }
