@@ -17,6 +17,7 @@ pub mod facts;
 pub mod fingerprint;
 pub mod lexer;
 pub mod mask;
+pub mod pii;
 mod shape;
 pub mod signals;
 pub mod split;
@@ -28,6 +29,7 @@ pub use facts::{
 };
 pub use fingerprint::{fingerprint, normalize, Fingerprint, TRUNCATION_MARKER};
 pub use lexer::{Dialect, LexOptions, Lexer, Token, TokenKind};
+pub use pii::{classify_column, default_level, Counts, Kind, Scanner};
 pub use signals::Signals;
 pub use split::split_statements;
 

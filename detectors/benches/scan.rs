@@ -1,0 +1,53 @@
+//! Cost of the PII scanner per column value: it runs on every value of
+//! every row the proxy inspects, so it must stay well under a microsecond
+//! for typical values. Three shapes: a short number (the commonest value),
+//! 200 bytes of mixed Chinese/ASCII free text with nothing sensitive (the
+//! common case for text columns), and free text holding two findings.
+//! Run: `cargo bench -p danxia-detectors --bench scan`.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use danxia_detectors::{Counts, Scanner};
+
+const SHORT_NUMBER: &str = "13812345678";
+
+/// 200 bytes, no sensitive value (but dates, a time, a price, an order id,
+/// a version).
+const TEXT_CLEAN: &str = "客户于2024-03-15在窗口办理业务, order SO20240315-0042, \
+    amount 1280.50 yuan; status: done. 备注: 已电话回访, 满意度 5/5, \
+    下次复核时间 2024-04-01 09:30 (v2.3.1). ref#A7F3";
+
+/// Free text with an ID number and a phone number.
+const TEXT_TWO_PII: &str = "申请人张三，身份证号11010519491231002X，联系电话: 138-1234-5678，\
+    地址见附件。status ok";
+
+fn bench(c: &mut Criterion) {
+    let scanner = Scanner::all();
+    let mut group = c.benchmark_group("scan");
+    for (name, value) in [
+        ("short_number", SHORT_NUMBER),
+        ("text_200b_clean", TEXT_CLEAN),
+        ("text_two_pii", TEXT_TWO_PII),
+    ] {
+        let mut check = Counts::new();
+        scanner.scan(value.as_bytes(), &mut check);
+        eprintln!(
+            "{name}: {} bytes, found {:?}",
+            value.len(),
+            check.iter().collect::<Vec<_>>()
+        );
+        group.throughput(Throughput::Bytes(value.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut counts = Counts::new();
+                scanner.scan(black_box(value.as_bytes()), &mut counts);
+                counts
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
