@@ -210,7 +210,17 @@ fn read_column(
             _ => {}
         }
     }
-    let tags = r.string_list(t, "tags");
+    // `tags = []` marks a column as classified "not sensitive" (how a false
+    // positive of discovery is suppressed): valid, and it touches nothing.
+    let not_sensitive = t
+        .get("tags")
+        .and_then(Item::as_array)
+        .is_some_and(|a| a.is_empty());
+    let tags = if not_sensitive {
+        Some(Vec::new())
+    } else {
+        r.string_list(t, "tags")
+    };
     if tags.is_none() && t.get("tags").is_none() {
         r.error(header, "[[column]] without `tags`");
     }
@@ -233,7 +243,7 @@ fn read_column(
     if let Some(ev) = t.get("evidence") {
         read_evidence(r, t, ev);
     }
-    if r.diags.len() > before {
+    if r.diags.len() > before || not_sensitive {
         return None;
     }
     let tags: Vec<Arc<str>> = tags?.iter().map(|t| Arc::from(t.text.as_str())).collect();
@@ -365,6 +375,21 @@ tags = ["general.note"]
                 "{tables:?} {cols:?} {star}"
             );
         }
+    }
+
+    #[test]
+    fn empty_tags_mean_not_sensitive() {
+        let text = "version = 1\n[[column]]\ntable = \"t\"\ncolumn = \"c\"\ntags = []\nlevel = 2\n";
+        let (c, d) = load(text);
+        assert!(d.is_empty(), "{d:?}");
+        let facts = StatementFacts {
+            tables: vec!["t".into()],
+            columns: vec!["c".into()],
+            select_star: true,
+            ..Default::default()
+        };
+        assert_eq!(c.touched(&facts), (Vec::new(), 0));
+        assert!(c.star_columns(&facts).is_empty());
     }
 
     #[test]

@@ -161,6 +161,7 @@ mod check;
 mod classification;
 mod compile;
 mod conditions;
+pub mod discovery;
 mod error;
 mod eval;
 mod explain;
@@ -170,6 +171,7 @@ mod lang;
 mod tests;
 mod time;
 
+pub use discovery::{merge_classification, Finding, MergeReport};
 pub use error::{Diagnostic, Diagnostics, Severity};
 pub use explain::{Explanation, TraceStep};
 
