@@ -103,15 +103,7 @@ fn parse_into(text: &str, path: &Path, diags: &mut Vec<Diagnostic>) -> Vec<Entry
     let mut r = Reader::new(&src, diags);
     let root = doc.as_table();
     r.unknown_keys(root, &TOP_KEYS);
-    match r.integer(root, "version") {
-        Some((VERSION, _)) => {}
-        Some((v, line)) => r.error(
-            line,
-            format!("unsupported allowlist version {v} (this danxia reads version {VERSION})"),
-        ),
-        None if root.get("version").is_none() => r.error(Some(1), "missing `version = 1`"),
-        None => {}
-    }
+    r.version(root, VERSION, "allowlist");
     match root.get("allow") {
         None => {}
         Some(Item::ArrayOfTables(tables)) => {

@@ -69,17 +69,7 @@ impl Classification {
         let mut r = Reader::new(&src, diags);
         let root = doc.as_table();
         r.unknown_keys(root, &TOP_KEYS);
-        match r.integer(root, "version") {
-            Some((VERSION, _)) => {}
-            Some((v, line)) => r.error(
-                line,
-                format!(
-                    "unsupported classification version {v} (this danxia reads version {VERSION})"
-                ),
-            ),
-            None if root.get("version").is_none() => r.error(Some(1), "missing `version = 1`"),
-            None => {}
-        }
+        r.version(root, VERSION, "classification");
         let mut defaults: Vec<(Glob, u8)> = Vec::new();
         if let Some(item) = root.get("levels") {
             match item.as_table_like() {

@@ -195,6 +195,24 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The data file's `version = N` key, which must equal `expected`;
+    /// `file_kind` names the file in the message ("allowlist").
+    pub(crate) fn version(&mut self, root: &dyn TableLike, expected: i64, file_kind: &str) {
+        match self.integer(root, "version") {
+            Some((v, _)) if v == expected => {}
+            Some((v, line)) => self.error(
+                line,
+                format!(
+                    "unsupported {file_kind} version {v} (this danxia reads version {expected})"
+                ),
+            ),
+            None if root.get("version").is_none() => {
+                self.error(Some(1), format!("missing `version = {expected}`"))
+            }
+            None => {}
+        }
+    }
+
     /// A non-empty list of strings, each with its own line.
     pub(crate) fn string_list(&mut self, table: &dyn TableLike, key: &str) -> Option<Vec<Located>> {
         let item = table.get(key)?;
