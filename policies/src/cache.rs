@@ -154,6 +154,8 @@ mod tests {
             learn: false,
             tags: Vec::new(),
             level: 0,
+            masks: None,
+            limits: Vec::new(),
         })
     }
 

@@ -11,31 +11,31 @@ use crate::Action;
 
 pub(crate) fn check_rules(rules: &[Rule], diags: &mut Vec<Diagnostic>) {
     for (j, b) in rules.iter().enumerate() {
-        if b.keys.is_empty() && j + 1 < rules.len() {
-            let message = if b.action == Action::Alert {
-                "alert rule with no match keys: it alerts on every statement".to_string()
-            } else {
+        if b.keys.is_empty() && !b.decides() {
+            let message = match b.action {
+                _ if !b.returned.is_empty() => {
+                    "rule with `returned` and no match keys: it watches every result"
+                }
+                Action::Mask => "mask rule with no match keys: it masks every statement's results",
+                _ => "alert rule with no match keys: it alerts on every statement",
+            };
+            diags.push(diag(Severity::Warning, b, message.into()));
+        } else if b.keys.is_empty() && j + 1 < rules.len() {
+            let message = {
                 format!(
                     "rule with no match keys {}s every statement, so no rule after it ever decides",
                     b.action.as_str()
                 )
             };
             diags.push(diag(Severity::Warning, b, message));
-        } else if b.keys.is_empty() && b.action == Action::Alert {
-            diags.push(diag(
-                Severity::Warning,
-                b,
-                "alert rule with no match keys: it alerts on every statement".into(),
-            ));
         }
-        let shadow = rules[..j]
-            .iter()
-            .find(|a| a.action != Action::Alert && covers(a, b));
+        let shadow = rules[..j].iter().find(|a| a.decides() && covers(a, b));
         if let Some(a) = shadow {
-            let what = if b.action == Action::Alert {
-                "raise an alert"
-            } else {
-                "decide"
+            let what = match b.action {
+                _ if !b.returned.is_empty() => "watch a result",
+                Action::Alert => "raise an alert",
+                Action::Mask => "mask",
+                _ => "decide",
             };
             diags.push(diag(
                 Severity::Error,

@@ -141,6 +141,31 @@ impl Classification {
 }
 
 impl Classification {
+    /// Classified columns of `tables` with their tags (for masking result
+    /// columns by tag), deduplicated by column.
+    pub(crate) fn columns_of(&self, tables: &[String]) -> Vec<(Arc<str>, Vec<Arc<str>>)> {
+        let mut out: Vec<(Arc<str>, Vec<Arc<str>>)> = Vec::new();
+        for table in tables {
+            let last = table.rsplit('.').next().unwrap_or_default();
+            let exact = self.by_table.get(last).map(Vec::as_slice).unwrap_or(&[]);
+            for &i in exact.iter().chain(&self.wild) {
+                let e = &self.entries[i];
+                if e.tags.is_empty() || !e.table.matches(table) {
+                    continue;
+                }
+                match out.iter_mut().find(|(c, _)| *c == e.column) {
+                    Some((_, tags)) => {
+                        tags.extend(e.tags.iter().cloned());
+                        tags.sort_unstable();
+                        tags.dedup();
+                    }
+                    None => out.push((e.column.clone(), e.tags.clone())),
+                }
+            }
+        }
+        out
+    }
+
     /// Classified columns of the statement's tables (for `SELECT *`, which
     /// reads them without naming them), sorted and deduplicated.
     pub(crate) fn star_columns(&self, facts: &StatementFacts) -> Vec<Arc<str>> {

@@ -42,13 +42,15 @@ const POLICY_KEYS: [&str; 5] = [
     "deny_sqlstate",
 ];
 /// Every key a `[[rule]]` may have, in the order explanations list them.
-pub(crate) const RULE_KEYS: [&str; 20] = [
+pub(crate) const RULE_KEYS: [&str; 22] = [
     "id",
     "description",
     "action",
     "mode",
     "message",
     "audit",
+    "mask",
+    "returned",
     "operations",
     "conditions",
     "users",
@@ -256,9 +258,19 @@ pub(crate) struct Rule {
     /// Conditions of which one must hold (0 without the key).
     pub(crate) conds: u32,
     pub(crate) keys: Vec<Key>,
+    /// `[rule.mask]` of a `mask` rule.
+    pub(crate) mask: Option<crate::mask::RuleMask>,
+    /// `returned` thresholds: the rule acts on results, not statements.
+    pub(crate) returned: Vec<(danxia_detectors::pii::Kind, u32)>,
 }
 
 impl Rule {
+    /// An allow or deny rule that ends evaluation when it matches (alert
+    /// and mask rules, and rules that watch results, never do).
+    pub(crate) fn decides(&self) -> bool {
+        matches!(self.action, Action::Allow | Action::Deny) && self.returned.is_empty()
+    }
+
     pub(crate) fn key(&self, name: &str) -> Option<&Key> {
         self.keys.iter().find(|k| k.name == name)
     }
@@ -346,6 +358,7 @@ pub(crate) fn compile(opts: &LoadOptions) -> (Compiled, Vec<Diagnostic>) {
         groups: &groups,
         windows: Vec::new(),
         ids: HashMap::new(),
+        mask_key: opts.mask_key.clone(),
     };
     let mut rules = Vec::new();
     for (src, doc) in &docs {
@@ -437,8 +450,14 @@ fn parse_action(r: &mut Reader<'_>, v: &Located, key: &str) -> Option<Action> {
         "allow" => Some(Action::Allow),
         "deny" => Some(Action::Deny),
         "alert" => Some(Action::Alert),
+        "mask" if key == "action" => Some(Action::Mask),
         other => {
-            r.error(v.line, unknown(key, other, &["allow", "deny", "alert"]));
+            let known: &[&str] = if key == "action" {
+                &["allow", "deny", "alert", "mask"]
+            } else {
+                &["allow", "deny", "alert"]
+            };
+            r.error(v.line, unknown(key, other, known));
             None
         }
     }
@@ -554,6 +573,8 @@ struct RuleContext<'g> {
     windows: Vec<Window>,
     /// First location of each rule id.
     ids: HashMap<String, String>,
+    /// The deployment's key for `hash` masks.
+    mask_key: Option<Arc<[u8]>>,
 }
 
 /// One list entry after group expansion.
@@ -712,10 +733,37 @@ fn compile_rule(r: &mut Reader<'_>, t: &Table, cx: &mut RuleContext<'_>) -> Opti
         Arc::from(m.text.as_str())
     });
 
+    let rule_id = id.as_ref().map(|i| i.text.clone()).unwrap_or_default();
+    let mask = crate::mask::compile_mask(r, t, &rule_id, cx.mask_key.as_ref());
+    let returned = crate::mask::compile_returned(r, t).unwrap_or_default();
+    match action {
+        Some(Action::Mask) if !crate::mask::present(t, "mask") => r.error(
+            header,
+            "a `mask` rule needs a [rule.mask] table saying which columns or tags to mask and how",
+        ),
+        Some(a) if a != Action::Mask && crate::mask::present(t, "mask") => {
+            let l = r.key_line(t, "mask");
+            r.error(
+                l,
+                "[rule.mask] is only read by rules with action = \"mask\"",
+            )
+        }
+        _ => {}
+    }
+    if crate::mask::present(t, "returned") && !matches!(action, Some(Action::Alert | Action::Deny))
+    {
+        let l = r.key_line(t, "returned");
+        r.error(
+            l,
+            "`returned` needs action = \"alert\" or \"deny\" (what to do once a result reaches the count)",
+        );
+    }
+
     let mut keys = Vec::new();
     let mut ops = ALL_OPERATIONS;
     let mut conds = 0;
-    for name in RULE_KEYS.iter().skip(6) {
+    // The first eight keys are the rule's own settings, not match keys.
+    for name in RULE_KEYS.iter().skip(8) {
         let Some(items) = list_key(r, t, name) else {
             continue;
         };
@@ -774,6 +822,8 @@ fn compile_rule(r: &mut Reader<'_>, t: &Table, cx: &mut RuleContext<'_>) -> Opti
         ops,
         conds,
         keys,
+        mask,
+        returned,
     })
 }
 

@@ -12,6 +12,7 @@ use crate::classification::Classification;
 use crate::compile::{operation_bit, Matcher, Rule, Settings, DEFAULT_RULE_ID, UNPARSED_RULE_ID};
 use crate::conditions::{self, NOT_ALLOWLISTED};
 use crate::explain::TraceStep;
+use crate::mask::{Limit, MaskBuilder, MaskSet};
 use crate::time::Clock;
 use crate::{Action, AuditText, Decision, Mode, Request};
 
@@ -121,6 +122,8 @@ impl Engine {
     ) -> Decision {
         let mut alerts: Vec<Arc<str>> = Vec::new();
         let mut alert_audit: Option<AuditText> = None;
+        let mut masks = MaskBuilder::default();
+        let mut limits: Vec<Limit> = Vec::new();
         let mut learn_hint = false;
         let listener = cx.req.mode;
         for rule in &self.rules {
@@ -134,8 +137,17 @@ impl Engine {
                         line: rule.line,
                         matched: miss.is_none(),
                         detail: miss.clone().unwrap_or_else(|| match rule.action {
+                            _ if !rule.returned.is_empty() => format!(
+                                "matched: watches the result ({} once it returns {}), evaluation goes on ({})",
+                                rule.action.as_str(),
+                                returned_text(&rule.returned),
+                                rule.description
+                            ),
                             Action::Alert => {
                                 format!("matched: alert, evaluation goes on ({})", rule.description)
+                            }
+                            Action::Mask => {
+                                format!("matched: mask, evaluation goes on ({})", rule.description)
                             }
                             a => format!("matched: {}, decides ({})", a.as_str(), rule.description),
                         }),
@@ -150,10 +162,34 @@ impl Engine {
             if mode == Mode::Learn && rule.conds & NOT_ALLOWLISTED != 0 {
                 learn_hint = true;
             }
+            if !rule.returned.is_empty() {
+                // Acts on the result, once its counts are known.
+                let message = rule
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| self.settings.deny_message.clone());
+                for &(kind, threshold) in &rule.returned {
+                    limits.push(Limit {
+                        rule_id: rule.id.clone(),
+                        kind,
+                        threshold,
+                        block: rule.action == Action::Deny && mode == Mode::Enforce,
+                        message: message.clone(),
+                    });
+                }
+                continue;
+            }
             match rule.action {
                 Action::Alert => {
                     alerts.push(rule.id.clone());
                     alert_audit = alert_audit.or(rule.audit);
+                }
+                Action::Mask => {
+                    // Masking changes what applications read: like
+                    // blocking, it happens only in enforce mode.
+                    if let (Some(m), Mode::Enforce) = (&rule.mask, mode) {
+                        masks.add(m);
+                    }
                 }
                 action => {
                     let message = rule
@@ -168,7 +204,7 @@ impl Engine {
                         audit_text: rule.audit.or(alert_audit),
                         learn_hint,
                     };
-                    return outcome.finish(cx, alerts);
+                    return outcome.finish(cx, alerts, self.results(cx, masks, limits));
                 }
             }
         }
@@ -191,7 +227,20 @@ impl Engine {
             audit_text: alert_audit,
             learn_hint,
         }
-        .finish(cx, alerts)
+        .finish(cx, alerts, self.results(cx, masks, limits))
+    }
+
+    /// What acts on the statement's results.
+    fn results(
+        &self,
+        cx: &Context<'_>,
+        masks: MaskBuilder<'_>,
+        limits: Vec<Limit>,
+    ) -> (Option<Arc<MaskSet>>, Vec<Limit>) {
+        let masks = masks.build(&cx.tables, || {
+            self.classification.columns_of(&cx.req.facts.tables)
+        });
+        (masks, limits)
     }
 
     /// The hot path: cheapest tests first (one AND for operations and
@@ -299,6 +348,12 @@ impl Engine {
     }
 }
 
+/// `{"pii.id_number" = 100}` as written in explanations.
+fn returned_text(r: &[(danxia_detectors::pii::Kind, u32)]) -> String {
+    let parts: Vec<String> = r.iter().map(|(k, n)| format!("{n} {}", k.tag())).collect();
+    parts.join(" or ")
+}
+
 /// A deciding rule (or default) before modes are applied.
 struct Outcome {
     rule_id: Arc<str>,
@@ -310,7 +365,12 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn finish(self, cx: &Context<'_>, mut alerts: Vec<Arc<str>>) -> Decision {
+    fn finish(
+        self,
+        cx: &Context<'_>,
+        mut alerts: Vec<Arc<str>>,
+        (masks, limits): (Option<Arc<MaskSet>>, Vec<Limit>),
+    ) -> Decision {
         let deny = self.action == Action::Deny;
         if deny && self.mode == Mode::Monitor {
             alerts.push(self.rule_id.clone());
@@ -326,6 +386,8 @@ impl Outcome {
             learn: self.mode == Mode::Learn || cx.req.mode == Mode::Learn || self.learn_hint,
             tags: cx.tags.clone(),
             level: cx.level,
+            masks,
+            limits,
         }
     }
 }

@@ -102,7 +102,7 @@ impl Kind {
     }
 
     /// Position in [`Kind::ALL`] (and in [`crate::pii::Counts`]).
-    pub(crate) const fn index(self) -> usize {
+    pub const fn index(self) -> usize {
         self as usize
     }
 }
