@@ -38,6 +38,7 @@ fn load_options(
                 dir,
                 classification,
                 allowlist,
+                mask_key: None,
             },
             None,
         )),

@@ -39,6 +39,9 @@ pub struct Config {
     /// and audited).
     #[serde(default)]
     pub policy: Option<PolicyConfig>,
+    /// What the proxy looks for in results (sensitive-data scanning).
+    #[serde(default)]
+    pub data: DataConfig,
     #[serde(default, rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
 }
@@ -134,6 +137,57 @@ pub struct PolicyConfig {
     /// and `POST /policy/reload` still reload).
     #[serde(default = "default_reload_interval", with = "humantime_serde")]
     pub reload_interval: Duration,
+    /// File holding the deployment's secret key for `hash` masks (at least
+    /// 16 bytes; a trailing newline is ignored). Kept out of the policy
+    /// files so that security staff who edit rules never see it.
+    #[serde(default)]
+    pub masking_key_file: Option<PathBuf>,
+    /// The key read from `masking_key_file` by [`Config::load`].
+    #[serde(skip)]
+    pub mask_key: Option<std::sync::Arc<[u8]>>,
+}
+
+/// Shortest accepted masking key.
+pub const MIN_MASKING_KEY_BYTES: usize = 16;
+
+/// How much of each result is scanned for sensitive values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanMode {
+    /// No counting (masking, which needs the values, still happens).
+    Off,
+    /// Every row of every result.
+    All,
+    /// One row in `sample_every`.
+    Sample,
+    /// The first `first_rows` rows of each result.
+    First,
+}
+
+/// The `[data]` table: sensitive-data scanning of results.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// The per-statement scan budget.
+    pub scan: ScanMode,
+    /// With `scan = "sample"`: scan one row in this many.
+    pub sample_every: u32,
+    /// With `scan = "first"`: rows scanned at the start of each result.
+    pub first_rows: u32,
+    /// Largest DataRow inspected whole, in bytes. A larger row is streamed
+    /// unscanned (and counted); one that must be masked ends the session.
+    pub max_inspected_row_bytes: u32,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            scan: ScanMode::All,
+            sample_every: 10,
+            first_rows: 1000,
+            max_inspected_row_bytes: 16 * 1024 * 1024,
+        }
+    }
 }
 
 fn default_allowlist() -> PathBuf {
@@ -151,6 +205,7 @@ impl PolicyConfig {
             dir: self.dir.clone(),
             classification: self.classification.clone(),
             allowlist: Some(self.allowlist.clone()),
+            mask_key: self.mask_key.clone(),
         }
     }
 }
@@ -194,7 +249,17 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, path)
+        let mut config = Self::parse(&text, path)?;
+        if let Some(p) = &mut config.policy {
+            if let Some(file) = &p.masking_key_file {
+                let key = read_masking_key(file).map_err(|message| ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    message,
+                })?;
+                p.mask_key = Some(key);
+            }
+        }
+        Ok(config)
     }
 
     /// Parses and validates configuration text; `path` is only used in errors.
@@ -288,6 +353,15 @@ impl Config {
                 return Err("policy.dir is empty: name a directory of policy files, e.g. \"policies/packs/default\"".into());
             }
         }
+        if self.data.sample_every == 0 {
+            return Err("data.sample_every = 0: expected at least 1 (1 scans every row)".into());
+        }
+        if self.data.max_inspected_row_bytes < 1024 {
+            return Err(format!(
+                "data.max_inspected_row_bytes = {}: expected at least 1024",
+                self.data.max_inspected_row_bytes
+            ));
+        }
         self.audit.validate()?;
         Ok(())
     }
@@ -320,6 +394,28 @@ impl Config {
             .or(self.policy.as_ref().map(|p| p.mode))
             .unwrap_or_default()
     }
+}
+
+/// Reads the masking key file (relative paths from the working directory).
+fn read_masking_key(file: &Path) -> Result<std::sync::Arc<[u8]>, String> {
+    let bytes = std::fs::read(file).map_err(|e| {
+        format!(
+            "policy.masking_key_file = {:?}: cannot read it: {e}",
+            file.display().to_string()
+        )
+    })?;
+    let mut key: &[u8] = &bytes;
+    while let [rest @ .., b'\n' | b'\r'] = key {
+        key = rest;
+    }
+    if key.len() < MIN_MASKING_KEY_BYTES {
+        return Err(format!(
+            "policy.masking_key_file = {:?}: the key is {} bytes, expected at least {MIN_MASKING_KEY_BYTES} (e.g. `head -c 32 /dev/urandom | base64 > FILE`)",
+            file.display().to_string(),
+            key.len()
+        ));
+    }
+    Ok(std::sync::Arc::from(key))
 }
 
 /// Splits `host:port` (IPv6 in brackets) without resolving it.

@@ -39,6 +39,10 @@ pub enum SessionError {
     ClientGone,
     #[error("{0}")]
     Refused(String),
+    /// A result could not be masked: the session ends rather than let it
+    /// through.
+    #[error("{0}")]
+    Masking(#[from] crate::pg::results::RowError),
 }
 
 impl SessionError {

@@ -40,6 +40,9 @@ pub struct ListenerCtx {
     /// Present when this listener learns (mode `learn`, or any rule may).
     pub learner: Option<Arc<Learner>>,
     pub decisions: DecisionMetrics,
+    /// Result scanning settings (`[data]`).
+    pub data: crate::config::DataConfig,
+    pub scanner: Arc<danxia_detectors::pii::Scanner>,
 }
 
 /// Counts live sessions across listeners and issues session ids, so that

@@ -14,6 +14,8 @@ use metrics::{Counter, Gauge, Histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::audit::Outcome;
+use crate::pg::results::Summary;
+use danxia_detectors::pii::Kind;
 
 /// Histogram buckets for statement duration and proxy-added time (seconds):
 /// 10 µs .. 60 s, dense where a proxy's own cost lives.
@@ -45,6 +47,26 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 }
 
 fn describe() {
+    describe_counter!(
+        "danxia_sensitive_values_total",
+        "Sensitive values (by classification tag) returned to clients in the clear, in scanned result rows."
+    );
+    describe_counter!(
+        "danxia_result_rows_scanned_total",
+        "Result rows scanned for sensitive values (see data.scan)."
+    );
+    describe_counter!(
+        "danxia_result_rows_unscanned_total",
+        "Result rows too large to inspect (data.max_inspected_row_bytes), streamed unscanned."
+    );
+    describe_counter!(
+        "danxia_masked_values_total",
+        "Result cells rewritten by a mask rule."
+    );
+    describe_counter!(
+        "danxia_result_limits_total",
+        "Results that reached a `returned` limit, by rule and action (cut: withheld; alert)."
+    );
     describe_gauge!(
         "danxia_build_info",
         "Build information; the value is always 1."
@@ -158,6 +180,11 @@ pub struct ListenerMetrics {
     pub cancel_forwarded: Counter,
     pub cancel_unknown: Counter,
     statements: Vec<[OnceLock<Counter>; 4]>,
+    /// Sensitive values returned in the clear, by kind (resolved lazily).
+    sensitive: [OnceLock<Counter>; Kind::COUNT],
+    pub scanned_rows: Counter,
+    pub unscanned_rows: Counter,
+    pub masked_values: Counter,
 }
 
 impl ListenerMetrics {
@@ -179,6 +206,37 @@ impl ListenerMetrics {
             cancel_forwarded: counter!("danxia_cancel_requests_total", "listener" => l.clone(), "result" => "forwarded"),
             cancel_unknown: counter!("danxia_cancel_requests_total", "listener" => l, "result" => "unknown_key"),
             statements: Operation::ALL.iter().map(|_| Default::default()).collect(),
+            sensitive: Default::default(),
+            scanned_rows: counter!("danxia_result_rows_scanned_total", "listener" => listener.to_string()),
+            unscanned_rows: counter!("danxia_result_rows_unscanned_total", "listener" => listener.to_string()),
+            masked_values: counter!("danxia_masked_values_total", "listener" => listener.to_string()),
+        }
+    }
+
+    /// Counts what one statement's result returned, masked and tripped.
+    pub fn result_summary(&self, s: &Summary) {
+        for (kind, n) in s.counts.iter() {
+            if n == 0 {
+                continue;
+            }
+            if let Some(c) = self.sensitive.get(kind.index()) {
+                c.get_or_init(|| {
+                    counter!("danxia_sensitive_values_total",
+                        "listener" => self.name.to_string(),
+                        "tag" => kind.tag())
+                })
+                .increment(u64::from(n));
+            }
+        }
+        self.scanned_rows.increment(s.scanned_rows);
+        self.unscanned_rows.increment(s.unscanned_rows);
+        self.masked_values.increment(s.masked);
+        for l in s.cut.iter().chain(&s.reached) {
+            counter!("danxia_result_limits_total",
+                "listener" => self.name.to_string(),
+                "rule" => l.rule_id.to_string(),
+                "action" => if l.block { "cut" } else { "alert" })
+            .increment(1);
         }
     }
 

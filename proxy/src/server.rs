@@ -79,6 +79,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     info!(addr = %config.admin.listen, "admin endpoint listening");
 
     let mut accept_tasks = Vec::new();
+    // One scanner for every session: its birth-year limit is read once.
+    let scanner = Arc::new(danxia_detectors::pii::Scanner::all());
     for l in &config.listeners {
         let sock = listener::bind(l.listen)
             .await
@@ -97,6 +99,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             mode: config.listener_mode(l),
             learner: learner.clone(),
             decisions: DecisionMetrics::new(&l.name),
+            data: config.data.clone(),
+            scanner: scanner.clone(),
         });
         accept_tasks.push(tokio::spawn(listener::serve(sock, ctx)));
     }

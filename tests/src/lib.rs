@@ -1181,6 +1181,26 @@ pub mod wire {
         message(b'B', &b)
     }
 
+    /// Bind with explicit result format codes (0 text, 1 binary; none = all
+    /// text, one = all, else one per column); parameters in text.
+    pub fn bind_formats(
+        portal: &str,
+        statement: &str,
+        params: &[Option<&str>],
+        result_formats: &[i16],
+    ) -> Vec<u8> {
+        let mut m = bind(portal, statement, params);
+        // Drop the trailing "0 result formats" and write ours.
+        m.truncate(m.len() - 2);
+        m.extend_from_slice(&(result_formats.len() as i16).to_be_bytes());
+        for f in result_formats {
+            m.extend_from_slice(&f.to_be_bytes());
+        }
+        let len = (m.len() - 1) as i32;
+        m[1..5].copy_from_slice(&len.to_be_bytes());
+        m
+    }
+
     /// Describe a statement (`S`) or portal (`P`).
     pub fn describe(kind: u8, name: &str) -> Vec<u8> {
         let mut b = vec![kind];

@@ -175,6 +175,39 @@ pub fn decode_bind(body: &[u8]) -> Result<Bind<'_>, ProtocolError> {
     })
 }
 
+/// A Bind's portal and statement names as raw bytes (they are in the
+/// client encoding, which need not be UTF-8) and its result-format codes
+/// (see [`Bind::result_formats`] for the convention), without decoding the
+/// parameters. Checks the framing it walks; the server validates the rest.
+pub fn decode_bind_results(body: &[u8]) -> Result<BindResults<'_>, ProtocolError> {
+    let mut c = Cursor::new(body, "Bind");
+    let portal = c.cstr_bytes()?;
+    let statement = c.cstr_bytes()?;
+    let format_count = c.count()?;
+    c.bytes(format_count * FORMAT_LEN)?;
+    let param_count = c.count()?;
+    for _ in 0..param_count {
+        c.value()?;
+    }
+    let result_count = c.count()?;
+    let results = c.bytes(result_count * FORMAT_LEN)?;
+    c.finish()?;
+    Ok(BindResults {
+        portal,
+        statement,
+        result_formats: formats(results),
+    })
+}
+
+/// What [`decode_bind_results`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindResults<'a> {
+    pub portal: &'a [u8],
+    pub statement: &'a [u8],
+    /// Same convention as [`Bind::result_formats`].
+    pub result_formats: Vec<i16>,
+}
+
 /// Cheap variant for the hot path: only the portal and statement names, no
 /// Vec allocation. Validates the whole message like [`decode_bind`].
 pub fn decode_bind_names(body: &[u8]) -> Result<(&str, &str), ProtocolError> {

@@ -129,4 +129,17 @@ pub struct AuditEvent {
     /// files were in force.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_version: Option<u64>,
+    /// Sensitive values the result returned in the clear, by tag (within
+    /// the scan budget: see `scanned_rows`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sensitive: Option<std::collections::BTreeMap<&'static str, u32>>,
+    /// Result rows scanned for sensitive values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scanned_rows: Option<u64>,
+    /// Result cells rewritten by masking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub masked: Option<u64>,
+    /// The mask rules that applied to the result.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mask_rules: Vec<Arc<str>>,
 }

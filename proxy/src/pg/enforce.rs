@@ -18,7 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bytes::{BufMut, BytesMut};
-use danxia_policies::{Decision, Identity, Request};
+use std::collections::HashMap;
+
+use danxia_detectors::{Operation, StatementFacts};
+use danxia_policies::{CopyMasking, Decision, Identity, Limit, MaskSet, Request};
 use danxia_protocols::pg::backend as be;
 use danxia_protocols::pg::frontend as fe;
 
@@ -81,7 +84,21 @@ pub struct Enforcer {
     /// server discards everything after it up to Sync, so later refusals in
     /// the batch need no poison of their own.
     pub batch_failed: bool,
+    /// SQL cursors and prepared statements (`DECLARE c …`, `PREPARE p …`)
+    /// whose query is masked or limited, by name: a later `FETCH … c` or
+    /// `EXECUTE p` names no table, so it inherits them from here.
+    named: HashMap<String, ResultRules>,
 }
+
+/// What acts on a statement's results (see `danxia_policies::MaskSet`).
+#[derive(Debug, Clone)]
+struct ResultRules {
+    masks: Option<Arc<MaskSet>>,
+    limits: Vec<Limit>,
+}
+
+/// Named cursors and SQL prepared statements remembered per session.
+const MAX_NAMED: usize = 1024;
 
 impl Enforcer {
     pub fn new(
@@ -99,6 +116,7 @@ impl Enforcer {
             app_generation,
             learned: HashSet::new(),
             batch_failed: false,
+            named: HashMap::new(),
         }
     }
 
@@ -126,12 +144,13 @@ impl Enforcer {
                 mode: ctx.mode,
                 now,
             });
-            self.account(ctx, &look.decision, look.hit, s);
-            if look.decision.block && first_blocked.is_none() {
+            let decision = self.result_rules(&s.facts, look.decision);
+            self.account(ctx, &decision, look.hit, s);
+            if decision.block && first_blocked.is_none() {
                 first_blocked = Some(i);
             }
             s.judgement = Some(Judgement {
-                decision: look.decision,
+                decision,
                 policy_version: loaded.policy.version(),
             });
         }
@@ -153,6 +172,61 @@ impl Enforcer {
         let mut s = (*stmt).clone();
         self.judge(ctx, std::slice::from_mut(&mut s));
         Arc::new(s)
+    }
+
+    /// The decision with what must act on the statement's results: a
+    /// `FETCH`/`EXECUTE` inherits the masks and limits of the `DECLARE` /
+    /// `PREPARE` it names, and `COPY … TO STDOUT` of masked data is
+    /// refused (its rows are not DataRows the masks could rewrite).
+    fn result_rules(&mut self, facts: &StatementFacts, d: Arc<Decision>) -> Arc<Decision> {
+        let mut d = d;
+        match named_statement(&facts.normalized) {
+            Some(Named::Defines(name)) => {
+                if d.masks.is_some() || !d.limits.is_empty() {
+                    if self.named.len() >= MAX_NAMED && !self.named.contains_key(&name) {
+                        self.named.clear();
+                    }
+                    let rules = ResultRules {
+                        masks: d.masks.clone(),
+                        limits: d.limits.clone(),
+                    };
+                    self.named.insert(name, rules);
+                } else {
+                    self.named.remove(&name);
+                }
+            }
+            Some(Named::Uses(name)) => {
+                if let Some(r) = self.named.get(&name) {
+                    if !d.block {
+                        let mut c = (*d).clone();
+                        if c.masks.is_none() {
+                            c.masks = r.masks.clone();
+                        }
+                        c.limits.extend(r.limits.iter().cloned());
+                        d = Arc::new(c);
+                    }
+                }
+            }
+            None => {}
+        }
+        if facts.operation == Operation::CopyOut && !d.block {
+            if let Some(m) = d.masks.as_ref().filter(|m| m.copy == CopyMasking::Refuse) {
+                let rule = m
+                    .rule_ids()
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| Arc::from("mask"));
+                let mut c = (*d).clone();
+                c.block = true;
+                c.action = danxia_policies::Action::Deny;
+                c.rule_id = rule;
+                c.message = Arc::from(
+                    "COPY of masked data is refused: read it with SELECT, which masks it",
+                );
+                d = Arc::new(c);
+            }
+        }
+        d
     }
 
     fn account(&mut self, ctx: &ListenerCtx, d: &Decision, hit: bool, s: &Statement) {
@@ -182,6 +256,37 @@ impl Enforcer {
                 }
             }
         }
+    }
+}
+
+/// A statement that names a cursor or SQL prepared statement.
+#[derive(Debug, PartialEq, Eq)]
+enum Named {
+    /// `DECLARE name …` or `PREPARE name …`.
+    Defines(String),
+    /// `FETCH … name`, `MOVE … name` or `EXECUTE name …`.
+    Uses(String),
+}
+
+/// Reads the cursor or prepared-statement name from normalised text.
+/// Unquoted names fold to lower case as PostgreSQL folds them.
+fn named_statement(normalized: &str) -> Option<Named> {
+    let mut words = normalized.split_whitespace();
+    let verb = words.next()?.to_ascii_lowercase();
+    let clean = |w: &str| {
+        let w = w.trim_end_matches(';');
+        let w = w.split('(').next().unwrap_or(w);
+        if let Some(q) = w.strip_prefix('"') {
+            q.trim_end_matches('"').replace("\"\"", "\"")
+        } else {
+            w.to_ascii_lowercase()
+        }
+    };
+    match verb.as_str() {
+        "declare" | "prepare" => words.next().map(|w| Named::Defines(clean(w))),
+        "execute" => words.next().map(|w| Named::Uses(clean(w))),
+        "fetch" | "move" => words.last().map(|w| Named::Uses(clean(w))),
+        _ => None,
     }
 }
 
@@ -253,6 +358,31 @@ pub fn deny_error(d: &Decision, sqlstate: &str, position: Option<(usize, usize)>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cursor_and_prepared_names() {
+        use Named::*;
+        assert_eq!(
+            named_statement("declare c1 cursor for select * from t"),
+            Some(Defines("c1".into()))
+        );
+        assert_eq!(
+            named_statement("DECLARE \"Big\" BINARY CURSOR FOR select 1"),
+            Some(Defines("Big".into()))
+        );
+        assert_eq!(named_statement("fetch ? from c1"), Some(Uses("c1".into())));
+        assert_eq!(
+            named_statement("fetch next in C1;"),
+            Some(Uses("c1".into()))
+        );
+        assert_eq!(named_statement("move all c1"), Some(Uses("c1".into())));
+        assert_eq!(
+            named_statement("prepare q(int) as select * from t where id = $1"),
+            Some(Defines("q".into()))
+        );
+        assert_eq!(named_statement("execute q(?)"), Some(Uses("q".into())));
+        assert_eq!(named_statement("select 1"), None);
+    }
 
     #[test]
     fn poison_parse_is_a_well_formed_parse() {

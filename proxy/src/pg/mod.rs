@@ -5,5 +5,6 @@
 pub mod cancel;
 pub mod encoding;
 pub mod enforce;
+pub mod results;
 pub mod session;
 pub mod tracker;

@@ -30,6 +30,7 @@ use tracing::{debug, info, warn};
 use super::cancel::{CancelTarget, Registration};
 use super::encoding::{decode, LexState};
 use super::enforce::{self, AppName, Enforcer};
+use super::results::{ExecuteShape, Results, RowAction};
 use super::tracker::{Handled, Identity, Pending, Tracker};
 use crate::analysis::Statement;
 use crate::audit::{AuditEvent, EventKind, Outcome};
@@ -408,7 +409,9 @@ impl Session {
                 sqlstate::CONNECTION_FAILURE,
                 "danxia: the database server closed the connection during startup".to_string(),
             ),
-            SessionError::ClientIo(_) | SessionError::ClientGone => ("", String::new()),
+            SessionError::ClientIo(_) | SessionError::ClientGone | SessionError::Masking(_) => {
+                ("", String::new())
+            }
         };
         if let Some(kind) = e.protocol_kind() {
             ctx.metrics.protocol_error(kind);
@@ -464,6 +467,8 @@ impl Session {
             passthrough: 0,
             statements: Default::default(),
             portals: Default::default(),
+            described: Default::default(),
+            no_formats: Arc::from([]),
             tx,
             lex: &st.lex,
             lexing_touched: false,
@@ -482,6 +487,8 @@ impl Session {
             app: &st.app,
             shutting_down: false,
             out: BytesMut::new(),
+            results: Results::new(&ctx.data, ctx.scanner.clone()),
+            row_out: BytesMut::new(),
         };
         let end = tokio::select! {
             r = up.run(&mut backend_w) => End::Client(r),
@@ -557,6 +564,22 @@ impl Session {
                 } else {
                     ("danxia shutdown".into(), "danxia shutdown")
                 }
+            }
+            End::Backend(Err(SessionError::Masking(e))) => {
+                ctx.metrics.protocol_error("masking");
+                warn!(session = %self.ident.session, error = %e, "session ended: a result could not be masked");
+                if !mid_message {
+                    be::encode_error_response(
+                        &mut farewell,
+                        "FATAL",
+                        sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                        &format!(
+                            "danxia: {e}; the session is closed rather than return it unmasked"
+                        ),
+                        None,
+                    );
+                }
+                (e.to_string(), "a result could not be masked")
             }
             End::Backend(Err(e)) => {
                 if let Some(kind) = e.protocol_kind() {
@@ -647,7 +670,10 @@ struct Upstream<'a> {
     /// Names are raw bytes: they are in the client encoding.
     statements: std::collections::HashMap<Box<[u8]>, Arc<Statement>>,
     /// Portals by name → the statement they were bound from.
-    portals: std::collections::HashMap<Box<[u8]>, Option<Arc<Statement>>>,
+    portals: std::collections::HashMap<Box<[u8]>, Portal>,
+    /// Prepared statements described since their Parse: the backend side
+    /// holds their RowDescription.
+    described: std::collections::HashSet<Box<[u8]>>,
     tx: mpsc::Sender<Pending>,
     lex: &'a LexState,
     /// Set once the session runs a statement that changes a lexing setting;
@@ -662,6 +688,19 @@ struct Upstream<'a> {
     /// empty (and unused) otherwise, so the common path forwards the
     /// client's bytes untouched.
     out: BytesMut,
+    /// Shared empty format list (all text), so most Binds allocate none.
+    no_formats: Arc<[i16]>,
+}
+
+/// A bound portal, as the client side knows it.
+struct Portal {
+    stmt: Option<Arc<Statement>>,
+    /// The prepared statement's name.
+    statement: Box<[u8]>,
+    /// The Bind's result formats (empty: all text).
+    formats: Arc<[i16]>,
+    /// Described since its Bind.
+    described: bool,
 }
 
 /// Named prepared statements tracked per session before tracking stops
@@ -767,6 +806,7 @@ impl Upstream<'_> {
                             {
                                 self.statements.insert(name.into(), stmt.clone());
                             }
+                            self.described.remove(name);
                             self.extended_bytes += total as u64;
                             if blocked {
                                 // A refused Parse is recorded even when the
@@ -796,8 +836,11 @@ impl Upstream<'_> {
                             }
                         }
                         fe::tag::BIND => {
-                            let (portal, next) = cstr(body, 0, "Bind")?;
-                            let (statement, _) = cstr(body, next, "Bind")?;
+                            let fe::BindResults {
+                                portal,
+                                statement,
+                                result_formats: formats,
+                            } = fe::decode_bind_results(body)?;
                             let mut stmt = self.statements.get(statement).cloned();
                             if let Some(s) = stmt.take() {
                                 let judged = self.enforcer.rejudge(self.ctx, s.clone());
@@ -824,13 +867,26 @@ impl Upstream<'_> {
                                 || self.portals.len() < MAX_TRACKED_STATEMENTS
                                 || self.portals.contains_key(portal)
                             {
-                                self.portals.insert(portal.into(), stmt);
+                                let formats: Arc<[i16]> = if formats.is_empty() {
+                                    self.no_formats.clone()
+                                } else {
+                                    Arc::from(formats)
+                                };
+                                self.portals.insert(
+                                    portal.into(),
+                                    Portal {
+                                        stmt,
+                                        statement: statement.into(),
+                                        formats,
+                                        described: false,
+                                    },
+                                );
                             }
                             self.extended_bytes += total as u64;
                         }
                         fe::tag::EXECUTE => {
                             let (portal, _) = cstr(body, 0, "Execute")?;
-                            let stmt = self.portals.get(portal).cloned().flatten();
+                            let stmt = self.portals.get(portal).and_then(|p| p.stmt.clone());
                             let bytes_in = std::mem::take(&mut self.extended_bytes) + total as u64;
                             match stmt {
                                 Some(s) if s.blocked() => {
@@ -857,10 +913,30 @@ impl Upstream<'_> {
                                             self.lex.change_sent();
                                         }
                                     }
+                                    let portal: Box<[u8]> = portal.into();
+                                    let (shape, inject) =
+                                        self.execute_shape(&portal, stmt.as_deref());
+                                    if inject {
+                                        // Masking needs the column names and
+                                        // the client described neither the
+                                        // portal nor its statement: ask, and
+                                        // swallow the answer.
+                                        let mut r = BytesMut::new();
+                                        describe_portal(&mut r, &portal);
+                                        r.extend_from_slice(&self.buf[pos..pos + total]);
+                                        replacement = Some(r);
+                                        self.send(Pending::Describe {
+                                            portal: true,
+                                            name: portal,
+                                            injected: true,
+                                        })
+                                        .await;
+                                    }
                                     self.send(Pending::Execute {
                                         stmt,
                                         started: received,
                                         bytes_in,
+                                        shape,
                                     })
                                     .await;
                                 }
@@ -872,6 +948,7 @@ impl Upstream<'_> {
                             match target {
                                 Some(b'S') => {
                                     self.statements.remove(name);
+                                    self.described.remove(name);
                                 }
                                 Some(b'P') => {
                                     self.portals.remove(name);
@@ -908,9 +985,27 @@ impl Upstream<'_> {
                             let (name, _) = cstr(body, 1, "Describe")?;
                             let stmt = match target {
                                 Some(b'S') => self.statements.get(name).cloned(),
-                                Some(b'P') => self.portals.get(name).cloned().flatten(),
+                                Some(b'P') => self.portals.get(name).and_then(|p| p.stmt.clone()),
                                 _ => None,
                             };
+                            if !stmt.as_ref().is_some_and(|s| s.blocked()) {
+                                let portal = target == Some(b'P');
+                                if portal {
+                                    if let Some(p) = self.portals.get_mut(name) {
+                                        p.described = true;
+                                    }
+                                } else if self.described.len() < MAX_TRACKED_STATEMENTS
+                                    || self.described.contains(name)
+                                {
+                                    self.described.insert(name.into());
+                                }
+                                self.send(Pending::Describe {
+                                    portal,
+                                    name: name.into(),
+                                    injected: false,
+                                })
+                                .await;
+                            }
                             if let Some(s) = stmt.filter(|s| s.blocked()) {
                                 // A Describe runs nothing: refused, not audited.
                                 replacement = refuse_reference(
@@ -986,6 +1081,39 @@ impl Upstream<'_> {
             }
             self.ctx.metrics.client_in.increment(n as u64);
         }
+    }
+
+    /// What the backend side needs to read an Execute's rows, and whether a
+    /// Describe must be injected first (masking needs names nobody asked
+    /// for). `None` when the rows can be read without it: all-text results
+    /// of a statement nobody masks.
+    fn execute_shape(
+        &mut self,
+        portal: &[u8],
+        stmt: Option<&Statement>,
+    ) -> (Option<Box<ExecuteShape>>, bool) {
+        let masked = stmt
+            .and_then(|s| s.judgement.as_ref())
+            .is_some_and(|j| j.decision.masks.is_some());
+        let Some(p) = self.portals.get_mut(portal) else {
+            return (None, false);
+        };
+        let statement_described = self.described.contains(&p.statement);
+        if !masked && p.formats.is_empty() && !p.described && !statement_described {
+            return (None, false);
+        }
+        let inject = masked && !p.described && !statement_described;
+        if inject {
+            p.described = true;
+        }
+        let shape = ExecuteShape {
+            portal: portal.into(),
+            statement: p.statement.clone(),
+            formats: p.formats.clone(),
+            portal_described: p.described,
+            statement_described,
+        };
+        (Some(Box::new(shape)), inject)
     }
 
     /// For an Execute: the statement, flagged as a lexing change when it is
@@ -1139,9 +1267,33 @@ struct Downstream<'a> {
     /// Bytes for the client when a refusal's error replaced the server's;
     /// empty otherwise.
     out: BytesMut,
+    results: Results,
+    /// A rewritten (masked) DataRow.
+    row_out: BytesMut,
 }
 
 impl Downstream<'_> {
+    /// The error the client gets instead of a cut result's completion.
+    fn cut_error(&self, l: &danxia_policies::Limit) -> BytesMut {
+        let mut out = BytesMut::new();
+        let policy = self.ctx.policy.current();
+        let message = format!("danxia: {} (rule {})", l.message, l.rule_id);
+        let detail = format!(
+            "The result reached {} {} values, the limit of policy rule \"{}\"; the rest of it was withheld.",
+            l.threshold,
+            l.kind.tag(),
+            l.rule_id
+        );
+        be::encode_error_response(
+            &mut out,
+            "ERROR",
+            policy.policy.deny_sqlstate(),
+            &message,
+            Some(&detail),
+        );
+        out
+    }
+
     async fn run(
         &mut self,
         client: &mut OwnedWriteHalf,
@@ -1198,10 +1350,18 @@ impl Downstream<'_> {
                 {
                     let total = h.total_len();
                     let avail = self.buf.len() - pos;
-                    let inspect = needs_inspection(h.tag);
+                    let inspect = if h.tag == be::tag::DATA_ROW {
+                        if !self.results.has_plan() {
+                            let (stmt, exec) = tracker.current();
+                            self.results.begin_execute(stmt, exec);
+                        }
+                        self.results.wants_row(total)?
+                    } else {
+                        needs_inspection(h.tag)
+                    };
                     if avail < total {
                         if inspect {
-                            if total > MAX_INSPECTED_BACKEND_MESSAGE {
+                            if h.tag != be::tag::DATA_ROW && total > MAX_INSPECTED_BACKEND_MESSAGE {
                                 return Err(SessionError::BackendProtocol(
                                     ProtocolError::MessageTooLarge {
                                         len: total,
@@ -1211,6 +1371,9 @@ impl Downstream<'_> {
                             }
                             self.buf.reserve(total - avail);
                         } else {
+                            if h.tag == be::tag::DATA_ROW {
+                                self.results.on_streamed_row(total);
+                            }
                             tracker.on_streamed(h.tag);
                             tracker.bytes_out(avail as u64);
                             self.passthrough = total - avail;
@@ -1222,7 +1385,14 @@ impl Downstream<'_> {
                     let mut replacement = None;
                     if inspect {
                         let body = &self.buf[pos + HEADER_LEN..pos + total];
-                        if h.tag == be::tag::PARAMETER_STATUS {
+                        if h.tag == be::tag::DATA_ROW {
+                            tracker.on_streamed(h.tag);
+                            match self.results.on_row(body, &mut self.row_out)? {
+                                RowAction::Forward => {}
+                                RowAction::Replaced => replacement = Some(self.row_out.split()),
+                                RowAction::Drop => replacement = Some(BytesMut::new()),
+                            }
+                        } else if h.tag == be::tag::PARAMETER_STATUS {
                             if let Ok((name, value)) = be::decode_parameter_status(body) {
                                 self.lex.on_parameter(name, value);
                                 if name == "application_name" {
@@ -1237,6 +1407,19 @@ impl Downstream<'_> {
                             if h.tag == be::tag::READY_FOR_QUERY {
                                 ready = true;
                             }
+                            if is_completion(h.tag) {
+                                // The statement's result is complete: its
+                                // summary goes into its audit event.
+                                if let Some(l) = self.results.cut() {
+                                    if h.tag != be::tag::ERROR_RESPONSE {
+                                        replacement = Some(self.cut_error(l));
+                                    }
+                                }
+                                let sum = self.results.finish();
+                                if !sum.is_empty() {
+                                    tracker.set_result(sum);
+                                }
+                            }
                             let mut handled = tracker.on_message(h.tag, body, || {
                                 self.lex.copy_in_bytes.swap(0, Ordering::Relaxed)
                             });
@@ -1248,11 +1431,29 @@ impl Downstream<'_> {
                                     self.lex.copy_in_bytes.swap(0, Ordering::Relaxed)
                                 });
                             }
-                            if let Handled::Replace(b) = handled {
-                                replacement = Some(b);
+                            match handled {
+                                Handled::Replace(b) => replacement = Some(b),
+                                Handled::Described {
+                                    portal,
+                                    name,
+                                    injected,
+                                } => {
+                                    let shape = (h.tag == be::tag::ROW_DESCRIPTION).then_some(body);
+                                    self.results.described(portal, &name, shape);
+                                    if injected {
+                                        replacement = Some(BytesMut::new());
+                                    }
+                                }
+                                Handled::Forward if h.tag == be::tag::ROW_DESCRIPTION => {
+                                    self.results.begin_simple(tracker.current().0, body);
+                                }
+                                _ => {}
                             }
                         }
                     } else {
+                        if h.tag == be::tag::DATA_ROW {
+                            self.results.on_streamed_row(total);
+                        }
                         tracker.on_streamed(h.tag);
                     }
                     if let Some(r) = replacement {
@@ -1326,11 +1527,37 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Backend messages the tracker must see whole; everything else streams.
-fn needs_inspection(tag: u8) -> bool {
+/// A Describe of portal `name` (raw bytes: names are in the client
+/// encoding, so they are not round-tripped through UTF-8).
+fn describe_portal(out: &mut BytesMut, name: &[u8]) {
+    use bytes::BufMut;
+    out.put_u8(fe::tag::DESCRIBE);
+    out.put_u32((4 + 1 + name.len() + 1) as u32);
+    out.put_u8(b'P');
+    out.put_slice(name);
+    out.put_u8(0);
+}
+
+/// Messages that end a statement's result.
+fn is_completion(tag: u8) -> bool {
     matches!(
         tag,
         be::tag::COMMAND_COMPLETE
+            | be::tag::ERROR_RESPONSE
+            | be::tag::PORTAL_SUSPENDED
+            | be::tag::EMPTY_QUERY_RESPONSE
+    )
+}
+
+/// Backend messages the tracker must see whole (DataRows are the results
+/// module's call); everything else streams.
+fn needs_inspection(tag: u8) -> bool {
+    matches!(
+        tag,
+        be::tag::ROW_DESCRIPTION
+            | be::tag::NO_DATA
+            | be::tag::PARAMETER_DESCRIPTION
+            | be::tag::COMMAND_COMPLETE
             | be::tag::ERROR_RESPONSE
             | be::tag::READY_FOR_QUERY
             | be::tag::EMPTY_QUERY_RESPONSE

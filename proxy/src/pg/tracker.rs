@@ -20,6 +20,7 @@ use danxia_protocols::pg::backend::{self as be};
 use danxia_policies::AuditText;
 
 use super::encoding::LexState;
+use super::results::{ExecuteShape, Summary};
 use crate::analysis::Statement;
 use crate::audit::{AuditEvent, EventKind, Outcome, StatementText};
 use crate::listener::ListenerCtx;
@@ -77,6 +78,16 @@ pub enum Pending {
         started: Instant,
         /// Bytes of this Execute and the Parse/Bind/… messages before it.
         bytes_in: u64,
+        /// How to read its rows (names and formats), for `results.rs`.
+        shape: Option<Box<ExecuteShape>>,
+    },
+    /// A Describe: its RowDescription (or NoData) is remembered as the
+    /// shape of the statement or portal. `injected`: danxia sent it (to
+    /// learn a masked portal's column names), so its answer is swallowed.
+    Describe {
+        portal: bool,
+        name: Box<[u8]>,
+        injected: bool,
     },
     Sync,
     FunctionCall {
@@ -117,6 +128,13 @@ pub enum Handled {
     NothingPending,
     /// Send these bytes to the client instead of the message.
     Replace(bytes::BytesMut),
+    /// It answers a Describe (RowDescription or NoData): remember the
+    /// shape; forward it unless danxia sent the Describe.
+    Described {
+        portal: bool,
+        name: Box<[u8]>,
+        injected: bool,
+    },
 }
 
 impl Pending {
@@ -192,6 +210,8 @@ impl Completion<'_> {
 const MAX_AUDITED_STATEMENT_BYTES: usize = 1024 * 1024;
 
 const NOT_EXECUTED: &str = "not executed: an earlier statement in the same request failed";
+const RESULT_CUT: &str =
+    "result withheld from the client once a `returned` limit was reached; the statement itself ran";
 const NOT_EXECUTED_DENIED: &str =
     "not executed: another statement in the same request was refused by policy";
 
@@ -206,6 +226,9 @@ pub struct Tracker {
     events: Vec<AuditEvent>,
     text_mode: StatementText,
     lex: Arc<LexState>,
+    /// What the result of the statement completing next came to (set by
+    /// the relay just before the completion message).
+    result: Option<Summary>,
 }
 
 /// Which protocol flow a statement came through; a Parse that failed is
@@ -246,6 +269,22 @@ impl Tracker {
             events: Vec::new(),
             text_mode,
             lex,
+            result: None,
+        }
+    }
+
+    /// The result summary of the statement the next completion completes.
+    pub fn set_result(&mut self, s: Summary) {
+        self.result = Some(s);
+    }
+
+    /// The statement whose rows are arriving now (the front request's), and
+    /// for an Execute how to read them.
+    pub fn current(&self) -> (Option<&Statement>, Option<&ExecuteShape>) {
+        match self.pending.front() {
+            Some(Pending::Query { stmts, .. }) => (stmts.front(), None),
+            Some(Pending::Execute { stmt, shape, .. }) => (stmt.as_deref(), shape.as_deref()),
+            _ => (None, None),
         }
     }
 
@@ -278,6 +317,12 @@ impl Tracker {
 
     /// A decoded backend message: what the relay should do with it.
     pub fn on_message(&mut self, tag: u8, body: &[u8], copy_in: impl FnOnce() -> u64) -> Handled {
+        if matches!(
+            tag,
+            be::tag::ROW_DESCRIPTION | be::tag::NO_DATA | be::tag::PARAMETER_DESCRIPTION
+        ) {
+            return self.describe_answer(tag);
+        }
         if tag == be::tag::ERROR_RESPONSE {
             if let Some(Pending::Denied { .. }) = self.pending.front() {
                 return self.denied_answered(body);
@@ -287,6 +332,35 @@ impl Tracker {
             Handled::Forward
         } else {
             Handled::NothingPending
+        }
+    }
+
+    /// RowDescription, NoData or ParameterDescription: the answer to the
+    /// front Describe, if that is what is pending (a simple Query's
+    /// RowDescription is the relay's to read).
+    fn describe_answer(&mut self, tag: u8) -> Handled {
+        match self.pending.front() {
+            None if tag != be::tag::PARAMETER_DESCRIPTION => Handled::NothingPending,
+            Some(Pending::Describe { injected, .. }) if tag == be::tag::PARAMETER_DESCRIPTION => {
+                if *injected {
+                    Handled::Replace(bytes::BytesMut::new())
+                } else {
+                    Handled::Forward
+                }
+            }
+            Some(Pending::Describe { .. }) => match self.pending.pop_front() {
+                Some(Pending::Describe {
+                    portal,
+                    name,
+                    injected,
+                }) => Handled::Described {
+                    portal,
+                    name,
+                    injected,
+                },
+                _ => Handled::Forward,
+            },
+            _ => Handled::Forward,
         }
     }
 
@@ -490,6 +564,15 @@ impl Tracker {
         let rows_seen = std::mem::take(&mut self.rows_seen);
         let bytes_out = std::mem::take(&mut self.bytes_out);
         let is_error = c.outcome == Outcome::Error;
+        if let Some(Pending::Describe { .. }) = self.pending.front() {
+            // An error for a Describe (an unknown name): nothing ran.
+            self.pending.pop_front();
+            if is_error {
+                self.result = None;
+                self.skip_to_sync();
+                return;
+            }
+        }
         let Some(front) = self.pending.front_mut() else {
             return;
         };
@@ -565,6 +648,7 @@ impl Tracker {
                     stmt,
                     started,
                     bytes_in,
+                    ..
                 }) = self.pending.pop_front()
                 {
                     self.emit(
@@ -595,7 +679,7 @@ impl Tracker {
                     copy_bytes,
                 );
             }
-            Pending::Sync | Pending::Denied { .. } => {
+            Pending::Sync | Pending::Denied { .. } | Pending::Describe { .. } => {
                 // An error for a Bind/Describe with no Execute: no statement
                 // ran, nothing to record beyond what the session logs. (A
                 // refusal's own error is handled before it gets here.)
@@ -611,6 +695,7 @@ impl Tracker {
             Some(
                 Pending::Parse { .. }
                     | Pending::Execute { .. }
+                    | Pending::Describe { .. }
                     | Pending::Denied { simple: false, .. }
             )
         ) {
@@ -621,6 +706,7 @@ impl Tracker {
                     stmt,
                     started,
                     bytes_in,
+                    ..
                 }) => {
                     self.emit(
                         stmt.as_deref(),
@@ -719,6 +805,7 @@ impl Tracker {
                     stmt,
                     started,
                     bytes_in,
+                    ..
                 } => {
                     self.emit(
                         stmt.as_deref(),
@@ -758,6 +845,9 @@ impl Tracker {
     ) {
         let mut ev = self.ident.event(EventKind::Statement);
         ev.protocol_flow = Some(flow.as_str());
+        let summary = self.result.take();
+        let (cut_message, cut_state);
+        let mut c: Completion<'_> = c;
         let op = match stmt {
             Some(s) => {
                 if s.changes_lexing && flow.ran() {
@@ -799,6 +889,42 @@ impl Tracker {
                 Operation::Unknown
             }
         };
+        if let Some(sum) = summary {
+            let m = &self.ctx.metrics;
+            m.result_summary(&sum);
+            if sum.scanned_rows > 0 || !sum.counts.is_empty() {
+                ev.sensitive = Some(
+                    sum.counts
+                        .iter()
+                        .filter(|(_, n)| *n > 0)
+                        .map(|(k, n)| (k.tag(), n))
+                        .collect(),
+                );
+                ev.scanned_rows = Some(sum.scanned_rows);
+            }
+            if sum.masked > 0 || !sum.mask_rules.is_empty() {
+                ev.masked = Some(sum.masked);
+                ev.mask_rules = sum.mask_rules.clone();
+            }
+            for l in &sum.reached {
+                if !ev.alerts.contains(&l.rule_id) {
+                    ev.alerts.push(l.rule_id.clone());
+                }
+            }
+            if let Some(l) = &sum.cut {
+                cut_message = format!("danxia: {} (rule {})", l.message, l.rule_id);
+                c.outcome = Outcome::Refused;
+                cut_state = self.ctx.policy.current().policy.deny_sqlstate().to_string();
+                c.sqlstate = Some(&cut_state);
+                c.error = Some(&cut_message);
+                c.detail = Some(RESULT_CUT);
+                ev.rule = Some(l.rule_id.clone());
+                ev.verdict = Some(Verdict::Denied.as_str());
+                if !ev.alerts.contains(&l.rule_id) {
+                    ev.alerts.push(l.rule_id.clone());
+                }
+            }
+        }
         self.finish_event(ev, op, started, c, rows_seen, bytes_out, bytes_in);
     }
 

@@ -1,0 +1,568 @@
+//! What leaves in results: for one PostgreSQL session, counts the
+//! sensitive values each statement returns (within the configured scan
+//! budget), masks what the policy says to mask, and enforces `returned`
+//! limits. Owns the result shapes (RowDescriptions by prepared statement
+//! and portal) and the per-result plan; knows nothing of sockets. The relay
+//! asks [`Results::wants_row`] before holding a DataRow whole, and
+//! [`Results::on_row`] rewrites it.
+//!
+//! Counts are of the values that left danxia in the clear: a masked cell is
+//! counted in `masked`, not as the kind it held.
+//!
+//! Where the column names come from: a simple Query's RowDescription comes
+//! right before its rows. An Execute gets none: its shape is the last
+//! RowDescription of a Describe of its portal (whose formats are right) or
+//! of its statement (whose formats are all text: the Bind's result formats
+//! apply). When masking needs names and the client described neither, the
+//! client side injects a Describe of the portal (see `session.rs`) and
+//! the answer is swallowed here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use danxia_detectors::mask::{Masked, Strategy};
+use danxia_detectors::pii::{Counts, Kind, Scanner};
+use danxia_policies::{Limit, MaskRef, MaskSet};
+use danxia_protocols::pg::rows::{self, Cell};
+
+use crate::analysis::Statement;
+use crate::config::{DataConfig, ScanMode};
+
+/// Prepared statements and portals whose shapes a session remembers; past
+/// this the oldest are forgotten (a masked Execute then injects a Describe).
+const MAX_SHAPES: usize = 10_000;
+
+/// One result column as the data path needs it.
+#[derive(Debug, Clone)]
+struct Col {
+    /// Name as the server sent it (lossy UTF-8).
+    name: Box<str>,
+    type_oid: u32,
+    binary: bool,
+}
+
+/// A result's columns.
+#[derive(Debug, Clone, Default)]
+pub struct Shape {
+    cols: Vec<Col>,
+}
+
+impl Shape {
+    fn decode(body: &[u8]) -> Option<Shape> {
+        let fields = rows::decode_row_description(body).ok()?;
+        Some(Shape {
+            cols: fields
+                .iter()
+                .map(|f| Col {
+                    name: String::from_utf8_lossy(f.name).into(),
+                    type_oid: f.type_oid,
+                    binary: f.is_binary(),
+                })
+                .collect(),
+        })
+    }
+
+    /// The same columns with a Bind's result formats (none: all text; one:
+    /// all; else one per column).
+    fn with_formats(&self, formats: &[i16]) -> Shape {
+        let mut s = self.clone();
+        for (i, c) in s.cols.iter_mut().enumerate() {
+            c.binary = match formats {
+                [] => false,
+                [all] => *all == rows::FORMAT_BINARY,
+                each => each.get(i).is_some_and(|f| *f == rows::FORMAT_BINARY),
+            };
+        }
+        s
+    }
+}
+
+/// What an Execute's rows need to be understood: sent by the client side.
+#[derive(Debug, Clone, Default)]
+pub struct ExecuteShape {
+    pub portal: Box<[u8]>,
+    pub statement: Box<[u8]>,
+    /// The Bind's result format codes.
+    pub formats: Arc<[i16]>,
+    /// The portal was described after its Bind (else the statement's
+    /// shape applies).
+    pub portal_described: bool,
+    /// The statement was described since its Parse (else the backend
+    /// side's shape for its name may be an older statement's).
+    pub statement_described: bool,
+}
+
+/// The result a statement is returning now.
+struct Plan {
+    masks: Option<Arc<MaskSet>>,
+    /// Per column: its mask, when masked by name or classification tag.
+    col_masks: Vec<Option<MaskRef>>,
+    /// Per column: values may hold text worth scanning.
+    scan_col: Vec<bool>,
+    /// Per column: text the content masks may rewrite.
+    textual: Vec<bool>,
+    /// Known shape (else a column is taken as text when its format, by
+    /// `formats`, is text).
+    known: bool,
+    formats: Arc<[i16]>,
+    /// Kinds masked by content, with a scanner for just those.
+    content: Option<(Scanner, Vec<(Kind, MaskRef)>)>,
+    limits: Vec<Limit>,
+    rows: u64,
+}
+
+impl Plan {
+    fn needs_every_row(&self) -> bool {
+        self.masks.is_some() || !self.limits.is_empty()
+    }
+
+    /// Column `i` holds text the masks and the scanner may read.
+    fn textual(&self, i: usize) -> bool {
+        if self.known {
+            return self.textual.get(i).copied().unwrap_or(false);
+        }
+        let format = match &*self.formats {
+            [] => 0,
+            [all] => *all,
+            each => each.get(i).copied().unwrap_or(rows::FORMAT_BINARY),
+        };
+        format != rows::FORMAT_BINARY
+    }
+
+    fn scan_col(&self, i: usize) -> bool {
+        if self.known {
+            self.scan_col.get(i).copied().unwrap_or(false)
+        } else {
+            self.textual(i)
+        }
+    }
+}
+
+/// What one statement's result came to, for its audit event.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Sensitive values returned in the clear, by kind (scanned rows only).
+    pub counts: Counts,
+    pub scanned_rows: u64,
+    /// Cells rewritten by a mask.
+    pub masked: u64,
+    /// Rows too large to inspect, streamed unscanned.
+    pub unscanned_rows: u64,
+    /// The deny limit that cut the result, if one did.
+    pub cut: Option<Limit>,
+    /// Alert limits the result reached.
+    pub reached: Vec<Limit>,
+    /// The mask rules that applied.
+    pub mask_rules: Vec<Arc<str>>,
+}
+
+impl Summary {
+    pub fn is_empty(&self) -> bool {
+        self.scanned_rows == 0
+            && self.masked == 0
+            && self.unscanned_rows == 0
+            && self.cut.is_none()
+            && self.reached.is_empty()
+            && self.mask_rules.is_empty()
+    }
+}
+
+/// What the relay does with a DataRow after [`Results::on_row`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum RowAction {
+    /// Forward the original bytes.
+    Forward,
+    /// The rewritten message was appended to `out`; send it instead.
+    Replaced,
+    /// Withhold it: a limit cut the result.
+    Drop,
+}
+
+/// Why a row cannot be handled (the session must end: fail closed).
+#[derive(Debug, thiserror::Error)]
+pub enum RowError {
+    #[error("a result row of {len} bytes must be masked but exceeds data.max_inspected_row_bytes ({max})")]
+    TooLargeToMask { len: usize, max: usize },
+    #[error("a result row to be masked is malformed: {0}")]
+    Malformed(danxia_protocols::ProtocolError),
+}
+
+/// Per-session result inspection.
+pub struct Results {
+    scan: ScanMode,
+    sample_every: u64,
+    first_rows: u64,
+    max_row: usize,
+    scanner: Arc<Scanner>,
+    statements: HashMap<Box<[u8]>, Arc<Shape>>,
+    portals: HashMap<Box<[u8]>, Arc<Shape>>,
+    plan: Option<Plan>,
+    summary: Summary,
+}
+
+impl Results {
+    pub fn new(cfg: &DataConfig, scanner: Arc<Scanner>) -> Self {
+        Results {
+            scan: cfg.scan,
+            sample_every: u64::from(cfg.sample_every.max(1)),
+            first_rows: u64::from(cfg.first_rows),
+            max_row: cfg.max_inspected_row_bytes as usize,
+            scanner,
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            plan: None,
+            summary: Summary::default(),
+        }
+    }
+
+    /// A Describe was answered: RowDescription `body`, or NoData (`None`).
+    pub fn described(&mut self, portal: bool, name: &[u8], body: Option<&[u8]>) {
+        let map = if portal {
+            &mut self.portals
+        } else {
+            &mut self.statements
+        };
+        match body.and_then(Shape::decode) {
+            Some(shape) => {
+                if map.len() >= MAX_SHAPES && !map.contains_key(name) {
+                    map.clear();
+                }
+                map.insert(name.into(), Arc::new(shape));
+            }
+            None => {
+                map.remove(name);
+            }
+        }
+    }
+
+    /// A statement was closed or re-parsed: its shape is gone.
+    pub fn forget(&mut self, portal: bool, name: &[u8]) {
+        if portal {
+            self.portals.remove(name);
+        } else {
+            self.statements.remove(name);
+        }
+    }
+
+    /// A simple Query's RowDescription: the next rows are `stmt`'s.
+    pub fn begin_simple(&mut self, stmt: Option<&Statement>, body: &[u8]) {
+        let shape = Shape::decode(body);
+        self.begin(stmt, shape.as_ref(), Arc::from([]));
+    }
+
+    /// The first row of an Execute's result (or of a result whose
+    /// RowDescription was not seen): the plan from what is known.
+    pub fn begin_execute(&mut self, stmt: Option<&Statement>, exec: Option<&ExecuteShape>) {
+        let shape = exec.and_then(|e| {
+            let s = if e.portal_described {
+                self.portals.get(&e.portal)
+            } else {
+                None
+            };
+            match s {
+                Some(s) => Some((**s).clone()),
+                None if e.statement_described => self
+                    .statements
+                    .get(&e.statement)
+                    .map(|s| s.with_formats(&e.formats)),
+                None => None,
+            }
+        });
+        let formats = exec
+            .map(|e| e.formats.clone())
+            .unwrap_or_else(|| Arc::from([]));
+        self.begin(stmt, shape.as_ref(), formats);
+    }
+
+    /// Whether rows are being planned (a plan exists for the current result).
+    pub fn has_plan(&self) -> bool {
+        self.plan.is_some()
+    }
+
+    fn begin(&mut self, stmt: Option<&Statement>, shape: Option<&Shape>, formats: Arc<[i16]>) {
+        let decision = stmt.and_then(|s| s.judgement.as_ref()).map(|j| &j.decision);
+        let masks = decision.and_then(|d| d.masks.clone());
+        let limits = decision.map(|d| d.limits.clone()).unwrap_or_default();
+        let cols = shape.map(|s| s.cols.as_slice()).unwrap_or(&[]);
+        let col_masks = cols
+            .iter()
+            .map(|c| masks.as_ref().and_then(|m| m.column(&c.name).cloned()))
+            .collect();
+        let scan_col = cols
+            .iter()
+            .map(|c| scannable(c.type_oid, c.binary))
+            .collect();
+        let textual = cols
+            .iter()
+            .map(|c| textual_in_place(c.type_oid, c.binary))
+            .collect();
+        let content = masks.as_ref().and_then(|m| {
+            let kinds: Vec<Kind> = m.content().iter().map(|(k, _)| *k).collect();
+            (!kinds.is_empty()).then(|| (Scanner::new(&kinds), m.content().to_vec()))
+        });
+        if let Some(m) = &masks {
+            for id in m.rule_ids() {
+                if !self.summary.mask_rules.contains(&id) {
+                    self.summary.mask_rules.push(id);
+                }
+            }
+        }
+        self.plan = Some(Plan {
+            masks,
+            col_masks,
+            scan_col,
+            textual,
+            known: shape.is_some(),
+            formats,
+            content,
+            limits,
+            rows: 0,
+        });
+    }
+
+    /// Whether the next DataRow (of `len` bytes in all) must be held whole
+    /// and passed to [`Results::on_row`]. Does not advance anything: the
+    /// relay may ask again for the same row while it is still arriving.
+    pub fn wants_row(&self, len: usize) -> Result<bool, RowError> {
+        let Some(p) = &self.plan else {
+            return Ok(self.scan != ScanMode::Off);
+        };
+        let want = p.needs_every_row() || self.in_budget(p.rows);
+        if want && len > self.max_row {
+            if p.masks.is_some() {
+                return Err(RowError::TooLargeToMask {
+                    len,
+                    max: self.max_row,
+                });
+            }
+            return Ok(false);
+        }
+        Ok(want)
+    }
+
+    /// A DataRow the relay streams without inspecting.
+    pub fn on_streamed_row(&mut self, len: usize) {
+        if let Some(p) = &mut self.plan {
+            if len > self.max_row && (p.needs_every_row() || self.scan != ScanMode::Off) {
+                self.summary.unscanned_rows += 1;
+            }
+            p.rows += 1;
+        }
+    }
+
+    fn in_budget(&self, row: u64) -> bool {
+        match self.scan {
+            ScanMode::Off => false,
+            ScanMode::All => true,
+            ScanMode::Sample => row.is_multiple_of(self.sample_every),
+            ScanMode::First => row < self.first_rows,
+        }
+    }
+
+    /// A whole DataRow `body`: counts, masks, limits. A replacement is
+    /// appended to `out`.
+    pub fn on_row(&mut self, body: &[u8], out: &mut BytesMut) -> Result<RowAction, RowError> {
+        let Some(p) = &mut self.plan else {
+            return Ok(RowAction::Forward);
+        };
+        let row_index = p.rows;
+        p.rows += 1;
+        if self.summary.cut.is_some() {
+            return Ok(RowAction::Drop);
+        }
+        let scan = !p.limits.is_empty()
+            || match self.scan {
+                ScanMode::Off => false,
+                ScanMode::All => true,
+                ScanMode::Sample => row_index.is_multiple_of(self.sample_every),
+                ScanMode::First => row_index < self.first_rows,
+            };
+        let scanner = &*self.scanner;
+        let mut counts = Counts::new();
+        let mut masked = 0u64;
+        let action = if p.masks.is_some() {
+            let before = out.len();
+            let plan = &*p;
+            let stats = rows::rewrite_data_row(body, out, |i, cell| {
+                let Some(v) = cell else { return Cell::Keep };
+                let textual = plan.textual(i);
+                if let Some(Some(m)) = plan.col_masks.get(i) {
+                    masked += 1;
+                    return mask_cell(&m.strategy, v, textual);
+                }
+                if textual {
+                    if let Some((content, kinds)) = &plan.content {
+                        let mut hit = Counts::new();
+                        content.scan(v, &mut hit);
+                        if let Some((_, m)) = kinds.iter().find(|(k, _)| hit.get(*k) > 0) {
+                            masked += 1;
+                            return mask_cell(&m.strategy, v, true);
+                        }
+                    }
+                }
+                if scan && plan.scan_col(i) {
+                    scanner.scan(v, &mut counts);
+                }
+                Cell::Keep
+            })
+            .map_err(RowError::Malformed)?;
+            if stats.changed == 0 {
+                out.truncate(before);
+                RowAction::Forward
+            } else {
+                RowAction::Replaced
+            }
+        } else {
+            if scan {
+                let values = match rows::data_row_values(body) {
+                    Ok(v) => v,
+                    // Not ours to judge: the client will see the server's
+                    // bytes as they are.
+                    Err(_) => return Ok(RowAction::Forward),
+                };
+                for (i, v) in values.iter().enumerate() {
+                    let Some(v) = v else { continue };
+                    if p.scan_col(i) {
+                        scanner.scan(v, &mut counts);
+                    }
+                }
+            }
+            RowAction::Forward
+        };
+        if scan {
+            self.summary.scanned_rows += 1;
+            self.summary.counts.merge(&counts);
+        }
+        self.summary.masked += masked;
+        // Limits, on what has left so far (this row included).
+        let mut action = action;
+        for l in &p.limits {
+            if self.summary.counts.get(l.kind) < l.threshold {
+                continue;
+            }
+            if l.block {
+                self.summary.cut = Some(l.clone());
+                if action == RowAction::Replaced {
+                    // The rewrite was appended: take it back.
+                    out.clear();
+                }
+                action = RowAction::Drop;
+                break;
+            }
+            if !self.summary.reached.iter().any(|r| r.rule_id == l.rule_id) {
+                self.summary.reached.push(l.clone());
+            }
+        }
+        Ok(action)
+    }
+
+    /// The current statement completed (or failed): its summary. The plan
+    /// ends; the next result starts a new one.
+    pub fn finish(&mut self) -> Summary {
+        self.plan = None;
+        std::mem::take(&mut self.summary)
+    }
+
+    /// Whether the current result has been cut by a limit.
+    pub fn cut(&self) -> Option<&Limit> {
+        self.summary.cut.as_ref()
+    }
+}
+
+/// The masked cell. `textual`: the cell's bytes are its text (text format,
+/// or binary of a text type), so a masked text can replace them; any other
+/// cell can only become NULL, the one value valid in every type.
+fn mask_cell<'c>(s: &Strategy, v: &[u8], textual: bool) -> Cell<'c> {
+    if !textual {
+        return Cell::Null;
+    }
+    match s.apply(v) {
+        Masked::Value(b) => Cell::value(b),
+        Masked::Null => Cell::Null,
+    }
+}
+
+/// Type OIDs whose text form cannot hold a value the scanner knows (their
+/// text is a number too short, a boolean, a date, …): skipped when scanning.
+const NEVER_SENSITIVE_TEXT: [u32; 14] = [
+    16,   // bool
+    17,   // bytea
+    21,   // int2
+    23,   // int4
+    26,   // oid
+    700,  // float4
+    701,  // float8
+    1082, // date
+    1083, // time
+    1114, // timestamp
+    1184, // timestamptz
+    1186, // interval
+    1266, // timetz
+    2950, // uuid
+];
+
+/// Types whose binary send format is their text (in the client encoding).
+const TEXT_TYPES: [u32; 7] = [
+    25,   // text
+    1043, // varchar
+    1042, // bpchar
+    19,   // name
+    705,  // unknown
+    114,  // json
+    142,  // xml
+];
+
+fn scannable(type_oid: u32, binary: bool) -> bool {
+    if binary {
+        TEXT_TYPES.contains(&type_oid)
+    } else {
+        !NEVER_SENSITIVE_TEXT.contains(&type_oid)
+    }
+}
+
+/// Whether a masked text may replace the cell: text-format cells of text
+/// types, and binary cells of text types (same bytes). A number or date
+/// column masked to `138****5678` would break the client's parsing.
+fn textual_in_place(type_oid: u32, _binary: bool) -> bool {
+    TEXT_TYPES.contains(&type_oid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_formats_follow_bind_convention() {
+        let shape = Shape {
+            cols: vec![
+                Col {
+                    name: "a".into(),
+                    type_oid: 25,
+                    binary: false,
+                },
+                Col {
+                    name: "b".into(),
+                    type_oid: 20,
+                    binary: false,
+                },
+            ],
+        };
+        assert!(shape.with_formats(&[1]).cols.iter().all(|c| c.binary));
+        assert!(shape.with_formats(&[]).cols.iter().all(|c| !c.binary));
+        let each = shape.with_formats(&[0, 1]);
+        assert!(!each.cols[0].binary && each.cols[1].binary);
+    }
+
+    #[test]
+    fn scanning_skips_types_that_cannot_hold_pii() {
+        assert!(scannable(25, false));
+        assert!(
+            scannable(20, false),
+            "an int8 may hold a phone or card number"
+        );
+        assert!(!scannable(23, false));
+        assert!(!scannable(20, true), "binary int8 is not text");
+        assert!(scannable(1043, true));
+    }
+}
