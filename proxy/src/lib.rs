@@ -10,6 +10,7 @@ pub mod analysis;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod discover;
 pub mod error;
 pub mod listener;
 pub mod metrics;

@@ -6,7 +6,7 @@
 
 #![forbid(unsafe_code)]
 
-use danxia::{audit, cli, config, server};
+use danxia::{audit, cli, config, discover, server};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
     long_about = "danxia is an inline, protocol-aware proxy in front of PostgreSQL. It forwards \
 every statement, audits each one into a hash-chained JSON Lines log, and exports Prometheus \
 metrics.\n\nWith no command it runs with ./danxia.toml, as `danxia run` does.",
-    after_help = "Examples:\n  danxia run --config /etc/danxia/danxia.toml\n  danxia audit verify var/audit\n  danxia check policies/packs/default\n  danxia explain --user app --db test \"select * from pg_shadow\"\n\nLogging: set DANXIA_LOG (e.g. DANXIA_LOG=debug), default info; DANXIA_LOG_FORMAT=json for JSON logs."
+    after_help = "Examples:\n  danxia run --config /etc/danxia/danxia.toml\n  danxia audit verify var/audit\n  danxia check policies/packs/default\n  danxia explain --user app --db test \"select * from pg_shadow\"\n  danxia discover --dsn postgres://postgres@127.0.0.1:5432/test --out classification.toml\n\nLogging: set DANXIA_LOG (e.g. DANXIA_LOG=debug), default info; DANXIA_LOG_FORMAT=json for JSON logs."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -87,6 +87,32 @@ enum Command {
         /// The SQL (several statements are judged one by one).
         sql: String,
     },
+    /// Find the columns that hold personal data: read the catalogue,
+    /// sample rows of every table, and write or merge into a
+    /// classification file (hand edits are kept). See docs/discovery.md.
+    /// Exit 0 done, 1 the classification file could not be merged, 2
+    /// unusable arguments or connection.
+    Discover {
+        /// The database: postgres://USER[:PASS]@HOST[:PORT]/DB or
+        /// mysql://USER[:PASS]@HOST[:PORT][/DB] (no DB: every non-system
+        /// database). Without a password, PGPASSWORD / MYSQL_PWD is used.
+        #[arg(long)]
+        dsn: String,
+        /// Rows sampled per table at most (0: column names only).
+        #[arg(long, default_value_t = discover::DEFAULT_SAMPLE_ROWS)]
+        sample: u64,
+        /// Classification file to create or merge into (default: print the
+        /// result to stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Only this schema (PostgreSQL) or database (MySQL); repeatable.
+        #[arg(long = "schema", value_name = "SCHEMA")]
+        schemas: Vec<String>,
+        /// Share of sampled values (0 to 1) that must hold a kind for the
+        /// column to be tagged on content alone.
+        #[arg(long, default_value_t = discover::DEFAULT_MIN_RATIO)]
+        min_ratio: f64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -134,6 +160,19 @@ fn main() -> ExitCode {
             policy,
             config,
             sql,
+        }),
+        Command::Discover {
+            dsn,
+            sample,
+            out,
+            schemas,
+            min_ratio,
+        } => discover::run(discover::DiscoverArgs {
+            dsn,
+            sample,
+            out,
+            schemas,
+            min_ratio,
         }),
     }
 }
