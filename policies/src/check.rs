@@ -12,14 +12,18 @@ use crate::Action;
 pub(crate) fn check_rules(rules: &[Rule], diags: &mut Vec<Diagnostic>) {
     for (j, b) in rules.iter().enumerate() {
         if b.keys.is_empty() && !b.decides() {
+            // A `returned` rule for everyone is the usual way to watch
+            // results, so only alert and mask rules are worth a warning.
             let message = match b.action {
-                _ if !b.returned.is_empty() => {
-                    "rule with `returned` and no match keys: it watches every result"
+                _ if !b.returned.is_empty() => None,
+                Action::Mask => {
+                    Some("mask rule with no match keys: it masks every statement's results")
                 }
-                Action::Mask => "mask rule with no match keys: it masks every statement's results",
-                _ => "alert rule with no match keys: it alerts on every statement",
+                _ => Some("alert rule with no match keys: it alerts on every statement"),
             };
-            diags.push(diag(Severity::Warning, b, message.into()));
+            if let Some(m) = message {
+                diags.push(diag(Severity::Warning, b, m.into()));
+            }
         } else if b.keys.is_empty() && j + 1 < rules.len() {
             let message = {
                 format!(

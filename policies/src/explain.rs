@@ -101,6 +101,34 @@ impl fmt::Display for Explanation {
         if d.learn {
             writeln!(f, "learn:          fingerprint recorded in the allowlist")?;
         }
+        if let Some(m) = &d.masks {
+            writeln!(f, "results masked:")?;
+            for line in m.describe() {
+                writeln!(f, "  {line}")?;
+            }
+            if !m.content().is_empty() {
+                let kinds: Vec<&str> = m.content().iter().map(|(k, _)| k.tag()).collect();
+                writeln!(
+                    f,
+                    "  any other text value holding {} is masked by content",
+                    kinds.join(", ")
+                )?;
+            }
+        }
+        for l in &d.limits {
+            writeln!(
+                f,
+                "result limit:   {} once it returns {} {} (rule {})",
+                if l.block {
+                    "withhold the rest"
+                } else {
+                    "alert"
+                },
+                l.threshold,
+                l.kind.tag(),
+                l.rule_id
+            )?;
+        }
         Ok(())
     }
 }

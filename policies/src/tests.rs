@@ -1388,3 +1388,174 @@ fn explanation_reads_well() {
         "{text}"
     );
 }
+
+#[test]
+fn mask_rules_accumulate_and_do_not_decide() {
+    let dir = write_dir(&[(
+        "10.toml",
+        &[
+            rule(
+                "mask-a",
+                "mask",
+                "users = [\"analyst\"]\ntables = [\"*.citizens\"]\n[rule.mask.columns]\nid_number = \"keep(6,4)\"\n\"citizens.phone\" = \"keep(3,4)\"\n\"other.secret\" = \"redact\"\n[rule.mask.tags]\n\"pii.name\" = \"keep(1,0)\"\n\"finance.*\" = \"hash(sm3)\"",
+            ),
+            rule(
+                "mask-b",
+                "mask",
+                "users = [\"analyst\"]\n[rule.mask.columns]\nid_number = \"redact\"\nemail = \"redact\"",
+            ),
+            rule("deny-secret", "deny", "tables = [\"secret\"]"),
+        ]
+        .concat(),
+    )]);
+    let class = dir.path().join("classification.toml");
+    std::fs::write(
+        &class,
+        "version = 1\n[[column]]\ntable = \"public.citizens\"\ncolumn = \"xm\"\ntags = [\"pii.name\"]\n",
+    )
+    .unwrap();
+    let p = Policy::load(&LoadOptions {
+        classification: Some(class),
+        mask_key: Some(Arc::from(&b"0123456789abcdef"[..])),
+        ..opts(&dir)
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let analyst = |tables: &[&str]| {
+        r(|x| {
+            x.user = "analyst";
+            x.facts.tables = tables.iter().map(|t| t.to_string()).collect();
+        })
+    };
+    let d = analyst(&["public.citizens"]).eval(&p);
+    assert_eq!(
+        (&*d.rule_id, d.block),
+        ("default", false),
+        "masks do not decide"
+    );
+    let m = d.masks.clone().expect("masks");
+    // First rule naming a column wins; table-qualified patterns need the table.
+    assert_eq!(&*m.column("id_number").unwrap().spec, "keep(6,4)");
+    assert_eq!(&*m.column("ID_NUMBER").unwrap().rule_id, "mask-a");
+    assert_eq!(&*m.column("phone").unwrap().spec, "keep(3,4)");
+    assert!(
+        m.column("secret").is_none(),
+        "other.secret is not this table"
+    );
+    assert_eq!(&*m.column("email").unwrap().rule_id, "mask-b");
+    // By classification tag (no content form).
+    assert_eq!(&*m.column("xm").unwrap().spec, "keep(1,0)");
+    assert!(m.column("note").is_none());
+    // Content masking covers the detectable kinds the tag globs name.
+    let kinds: Vec<&str> = m.content().iter().map(|(k, _)| k.tag()).collect();
+    assert_eq!(kinds, ["finance.bank_card"]);
+    assert_eq!(m.copy, CopyMasking::Refuse);
+
+    // mask-a is limited to citizens; mask-b applies everywhere.
+    let d = analyst(&["public.orders"]).eval(&p);
+    let m = d.masks.expect("mask-b");
+    assert!(m.column("phone").is_none());
+    assert_eq!(&*m.column("id_number").unwrap().rule_id, "mask-b");
+    // A later deny still refuses; another user is not masked.
+    assert!(analyst(&["secret"]).eval(&p).block);
+    assert!(r(|x| x.facts.tables = vec!["public.citizens".into()])
+        .eval(&p)
+        .masks
+        .is_none());
+    // Masking changes results, so like blocking it needs enforce mode.
+    let d = r(|x| {
+        x.user = "analyst";
+        x.mode = Mode::Monitor;
+        x.facts.tables = vec!["public.citizens".into()];
+    })
+    .eval(&p);
+    assert!(d.masks.is_none());
+}
+
+#[test]
+fn returned_limits_ride_on_the_decision() {
+    let p = load(&[(
+        "10.toml",
+        &[
+            rule("alert-ids", "alert", "returned = { \"pii.id_number\" = 100 }"),
+            rule(
+                "cut-phones",
+                "deny",
+                "users = [\"bulk\"]\nmessage = \"too many phones\"\nreturned = { \"pii.phone\" = 50, \"pii.email\" = 10 }",
+            ),
+            rule("allow-all", "allow", ""),
+        ]
+        .concat(),
+    )]);
+    let d = r(|x| x.user = "bulk").eval(&p);
+    assert_eq!(
+        &*d.rule_id, "allow-all",
+        "a rule with `returned` does not decide"
+    );
+    let limits: Vec<(&str, &str, u32, bool)> = d
+        .limits
+        .iter()
+        .map(|l| (&*l.rule_id, l.kind.tag(), l.threshold, l.block))
+        .collect();
+    assert_eq!(
+        limits,
+        [
+            ("alert-ids", "pii.id_number", 100, false),
+            ("cut-phones", "pii.phone", 50, true),
+            ("cut-phones", "pii.email", 10, true),
+        ]
+    );
+    assert_eq!(&*d.limits[1].message, "too many phones");
+    // In monitor mode a deny limit only alerts.
+    let d = r(|x| {
+        x.user = "bulk";
+        x.mode = Mode::Monitor;
+    })
+    .eval(&p);
+    assert!(d.limits.iter().all(|l| !l.block));
+    let other = r(|x| x.user = "app").eval(&p);
+    assert_eq!(other.limits.len(), 1);
+    // explain says what the rule watches.
+    let text = r(|x| x.user = "bulk").with(|req| p.explain(req).to_string());
+    assert!(
+        text.contains("watches the result (deny once it returns 50 pii.phone or 10 pii.email)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn mask_and_returned_diagnostics() {
+    let cases: [(&str, &str); 9] = [
+        ("action = \"mask\"\n", "a `mask` rule needs a [rule.mask] table"),
+        ("action = \"deny\"\n[rule.mask.columns]\na = \"redact\"\n", "[rule.mask] is only read by rules with action = \"mask\""),
+        ("action = \"mask\"\n[rule.mask.columns]\na = \"scramble\"\n", "mask.columns.a: masking strategy `scramble`: unknown strategy"),
+        ("action = \"mask\"\n[rule.mask]\ncopy = \"always\"\n[rule.mask.columns]\na = \"redact\"\n", "mask.copy `always`"),
+        ("action = \"mask\"\n[rule.mask]\ncolour = 1\n[rule.mask.columns]\na = \"redact\"\n", "unknown key `colour`"),
+        ("action = \"mask\"\n[rule.mask]\n", "[rule.mask] masks nothing"),
+        ("action = \"allow\"\nreturned = { \"pii.phone\" = 5 }\n", "`returned` needs action = \"alert\" or \"deny\""),
+        ("action = \"alert\"\nreturned = { \"pii.name\" = 5 }\n", "`pii.name` is not a tag danxia can count"),
+        ("action = \"alert\"\nreturned = { \"pii.phone\" = 0 }\n", "returned.pii.phone must be a count from 1 up"),
+    ];
+    for (body, want) in cases {
+        let text = format!("[[rule]]\nid = \"x\"\ndescription = \"d\"\n{body}");
+        let dir = write_dir(&[("10.toml", &text)]);
+        let diags = check(&opts(&dir));
+        assert!(
+            diags
+                .iter()
+                .any(|d| d.severity == Severity::Error && d.message.contains(want)),
+            "{want:?} not in {diags:#?}"
+        );
+    }
+    // `check` validates hash strategies without the key; loading needs it.
+    let dir = write_dir(&[(
+        "10.toml",
+        &rule(
+            "m",
+            "mask",
+            "users = [\"u\"]\n[rule.mask.columns]\na = \"hash(sm3)\"",
+        ),
+    )]);
+    assert!(check(&opts(&dir)).is_empty(), "{:?}", check(&opts(&dir)));
+    let err = Policy::load(&opts(&dir)).expect_err("no key");
+    assert!(err.to_string().contains("masking key"), "{err}");
+}

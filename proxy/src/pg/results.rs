@@ -531,6 +531,250 @@ fn textual_in_place(type_oid: u32, _binary: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::{Analyzer, Judgement};
+    use danxia_detectors::LexOptions;
+    use danxia_policies::{Identity, LoadOptions, Mode, Policy, Request};
+    use danxia_protocols::pg::rows::Field;
+
+    const ID: &str = "11010519491231002X";
+    const PHONE: &str = "13812345678";
+
+    /// `sql` decided by a policy made of `rules` for user `u`.
+    fn judged(rules: &str, sql: &str) -> Statement {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("10.toml"), rules).expect("write");
+        let policy = Policy::load(&LoadOptions {
+            dir: dir.path().to_path_buf(),
+            mask_key: Some(Arc::from(&b"0123456789abcdef"[..])),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut stmt = Analyzer::new()
+            .statements(sql, LexOptions::default())
+            .remove(0);
+        let identity = Identity::new(
+            Arc::from("pg"),
+            Arc::from("u"),
+            Arc::from("db"),
+            Arc::from(""),
+            None,
+        );
+        let d = policy.evaluate(&Request {
+            identity: &identity,
+            facts: &stmt.facts,
+            stacked: false,
+            mode: Mode::Enforce,
+            now: std::time::SystemTime::now(),
+        });
+        stmt.judgement = Some(Judgement {
+            decision: Arc::new(d),
+            policy_version: 1,
+        });
+        stmt
+    }
+
+    fn row_description(cols: &[(&str, u32, i16)]) -> BytesMut {
+        let fields: Vec<Field<'_>> = cols
+            .iter()
+            .map(|(name, oid, format)| Field {
+                name: name.as_bytes(),
+                table_oid: 0,
+                column: 0,
+                type_oid: *oid,
+                type_size: -1,
+                type_modifier: -1,
+                format: *format,
+            })
+            .collect();
+        let mut out = BytesMut::new();
+        rows::encode_row_description(&mut out, &fields);
+        out.split_off(5)
+    }
+
+    fn data_row(values: &[Option<&[u8]>]) -> BytesMut {
+        let mut out = BytesMut::new();
+        rows::encode_data_row(&mut out, values);
+        out.split_off(5)
+    }
+
+    fn cells(msg: &[u8]) -> Vec<Option<Vec<u8>>> {
+        rows::data_row_values(&msg[5..])
+            .expect("row")
+            .iter()
+            .map(|c| c.map(<[u8]>::to_vec))
+            .collect()
+    }
+
+    fn results(scan: ScanMode, every: u32) -> Results {
+        let cfg = DataConfig {
+            scan,
+            sample_every: every,
+            ..DataConfig::default()
+        };
+        Results::new(&cfg, Arc::new(Scanner::all().with_max_birth_year(2026)))
+    }
+
+    const MASK: &str = r#"
+[[rule]]
+id = "m"
+description = "mask"
+action = "mask"
+users = ["u"]
+[rule.mask.columns]
+phone = "keep(3,4)"
+n = "keep(0,4)"
+[rule.mask.tags]
+"pii.id_number" = "keep(6,4)"
+"#;
+
+    #[test]
+    fn counts_follow_the_scan_budget() {
+        let stmt = judged("", "select id_number from t");
+        let mut r = results(ScanMode::Sample, 2);
+        r.begin_simple(Some(&stmt), &row_description(&[("id_number", 25, 0)]));
+        let mut out = BytesMut::new();
+        for _ in 0..5 {
+            let row = data_row(&[Some(ID.as_bytes())]);
+            if r.wants_row(row.len() + 5).unwrap() {
+                assert_eq!(r.on_row(&row, &mut out).unwrap(), RowAction::Forward);
+            } else {
+                r.on_streamed_row(row.len() + 5);
+            }
+        }
+        let s = r.finish();
+        assert_eq!(s.scanned_rows, 3, "rows 0, 2 and 4");
+        assert_eq!(s.counts.get(Kind::IdNumber), 3);
+        assert!(out.is_empty(), "nothing rewritten");
+    }
+
+    #[test]
+    fn masks_by_name_and_content_and_keeps_other_cells() {
+        let stmt = judged(MASK, "select phone, x, n, note from t");
+        let mut r = results(ScanMode::All, 1);
+        // phone text; x text holding an id number (content); n an int8
+        // masked by name (→ NULL); note untouched.
+        r.begin_simple(
+            Some(&stmt),
+            &row_description(&[
+                ("phone", 1043, 0),
+                ("x", 25, 0),
+                ("n", 20, 0),
+                ("note", 25, 0),
+            ]),
+        );
+        let row = data_row(&[
+            Some(PHONE.as_bytes()),
+            Some(ID.as_bytes()),
+            Some(b"6222021234567890"),
+            Some("备注 12".as_bytes()),
+        ]);
+        let mut out = BytesMut::new();
+        assert_eq!(r.on_row(&row, &mut out).unwrap(), RowAction::Replaced);
+        assert_eq!(
+            cells(&out),
+            vec![
+                Some(b"138****5678".to_vec()),
+                Some(b"110105********002X".to_vec()),
+                None,
+                Some("备注 12".as_bytes().to_vec()),
+            ]
+        );
+        // A row with nothing to mask is forwarded as it is.
+        let plain = data_row(&[None, Some(b"hello"), None, None]);
+        let mut out2 = BytesMut::new();
+        assert_eq!(r.on_row(&plain, &mut out2).unwrap(), RowAction::Forward);
+        assert!(out2.is_empty());
+        let s = r.finish();
+        assert_eq!(s.masked, 3);
+        assert_eq!(
+            s.counts.total(),
+            0,
+            "masked values are not counted as returned"
+        );
+        assert_eq!(s.mask_rules, vec![Arc::from("m")]);
+    }
+
+    #[test]
+    fn binary_text_cells_are_masked_in_place() {
+        let stmt = judged(MASK, "select phone from t");
+        let mut r = results(ScanMode::All, 1);
+        r.begin_simple(Some(&stmt), &row_description(&[("phone", 25, 1)]));
+        let mut out = BytesMut::new();
+        let row = data_row(&[Some(PHONE.as_bytes())]);
+        assert_eq!(r.on_row(&row, &mut out).unwrap(), RowAction::Replaced);
+        assert_eq!(cells(&out), vec![Some(b"138****5678".to_vec())]);
+    }
+
+    #[test]
+    fn a_deny_limit_cuts_at_the_row_that_reaches_it() {
+        let rules = r#"
+[[rule]]
+id = "cut"
+description = "cut"
+action = "deny"
+returned = { "pii.phone" = 2 }
+"#;
+        let stmt = judged(rules, "select phone from t");
+        // Limits count every row whatever the budget.
+        let mut r = results(ScanMode::Off, 1);
+        r.begin_simple(Some(&stmt), &row_description(&[("phone", 25, 0)]));
+        let row = data_row(&[Some(PHONE.as_bytes())]);
+        let mut out = BytesMut::new();
+        assert!(r.wants_row(row.len()).unwrap());
+        assert_eq!(r.on_row(&row, &mut out).unwrap(), RowAction::Forward);
+        assert_eq!(r.on_row(&row, &mut out).unwrap(), RowAction::Drop);
+        assert_eq!(r.on_row(&row, &mut out).unwrap(), RowAction::Drop);
+        assert_eq!(r.cut().map(|l| &*l.rule_id), Some("cut"));
+        let s = r.finish();
+        assert_eq!(s.counts.get(Kind::Phone), 2);
+        assert!(r.cut().is_none(), "the next result starts afresh");
+    }
+
+    #[test]
+    fn a_row_too_large_to_mask_is_an_error_and_too_large_to_scan_streams() {
+        let stmt = judged(MASK, "select phone from t");
+        let mut r = results(ScanMode::All, 1);
+        r.begin_simple(Some(&stmt), &row_description(&[("phone", 25, 0)]));
+        assert!(matches!(
+            r.wants_row(64 * 1024 * 1024),
+            Err(RowError::TooLargeToMask { .. })
+        ));
+        let plain = judged("", "select phone from t");
+        r.finish();
+        r.begin_simple(Some(&plain), &row_description(&[("phone", 25, 0)]));
+        assert!(!r.wants_row(64 * 1024 * 1024).unwrap());
+        r.on_streamed_row(64 * 1024 * 1024);
+        assert_eq!(r.finish().unscanned_rows, 1);
+    }
+
+    #[test]
+    fn execute_shapes_come_from_describes_and_bind_formats() {
+        let stmt = judged(MASK, "select phone from t");
+        let mut r = results(ScanMode::All, 1);
+        r.described(false, b"s1", Some(&row_description(&[("phone", 25, 0)])));
+        let exec = ExecuteShape {
+            portal: Box::from(&b"p"[..]),
+            statement: Box::from(&b"s1"[..]),
+            formats: Arc::from([1i16]),
+            portal_described: false,
+            statement_described: true,
+        };
+        r.begin_execute(Some(&stmt), Some(&exec));
+        let mut out = BytesMut::new();
+        let row = data_row(&[Some(PHONE.as_bytes())]);
+        assert_eq!(r.on_row(&row, &mut out).unwrap(), RowAction::Replaced);
+        assert_eq!(cells(&out), vec![Some(b"138****5678".to_vec())]);
+        r.finish();
+        // A statement re-parsed without a new Describe: the old shape is not
+        // trusted, the column is unnamed, only content masks apply.
+        let stale = ExecuteShape {
+            statement_described: false,
+            ..exec
+        };
+        r.begin_execute(Some(&stmt), Some(&stale));
+        let mut out = BytesMut::new();
+        assert_eq!(r.on_row(&row, &mut out).unwrap(), RowAction::Forward);
+    }
 
     #[test]
     fn binary_formats_follow_bind_convention() {

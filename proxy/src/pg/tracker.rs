@@ -981,6 +981,10 @@ impl Tracker {
         ev.level = st.level;
         ev.rows = st.rows;
         ev.policy_version = st.policy_version;
+        ev.sensitive = st.sensitive.clone();
+        ev.scanned_rows = st.scanned_rows;
+        ev.masked = st.masked;
+        ev.mask_rules = st.mask_rules.clone();
         ev
     }
 
