@@ -504,3 +504,33 @@ fn a_deny_limit_withholds_the_rest_of_the_result_and_the_session_goes_on() {
         1.0
     );
 }
+
+#[test]
+fn copy_to_stdout_is_counted_and_limited() {
+    let env = setup("copyout");
+    let sql = format!(
+        "copy (select id, phone, email from {}.citizens order by id) to stdout /* copy-count */",
+        env.schema
+    );
+    let out = run_ok(psql(env.d.pg_port, ADMIN, DB).arg("-c").arg(&sql));
+    assert_eq!(out.lines().count(), ROWS);
+    let e = event_for(&env.d, "copy-count");
+    let counts = sensitive(&e);
+    assert_eq!(counts.get("pii.phone"), Some(&(ROWS as u64)), "{e}");
+    assert_eq!(counts.get("pii.email"), Some(&(ROWS as u64)), "{e}");
+    assert_eq!(e["scanned_rows"], ROWS as u64);
+
+    // The bulk account's COPY stops at its limit like a query does.
+    let cut = format!(
+        "copy (select phone from {}.citizens order by id) to stdout /* copy-cut */",
+        env.schema
+    );
+    let out = run(psql(env.d.pg_port, BULK, DB).arg("-c").arg(&cut));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rule cut-bulk-phones"), "{stderr}");
+    let lines = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(lines, 49, "rows before the one that reached the limit");
+    let e = event_for(&env.d, "copy-cut");
+    assert_eq!(e["outcome"], "refused", "{e}");
+}

@@ -62,20 +62,6 @@ impl Shape {
                 .collect(),
         })
     }
-
-    /// The same columns with a Bind's result formats (none: all text; one:
-    /// all; else one per column).
-    fn with_formats(&self, formats: &[i16]) -> Shape {
-        let mut s = self.clone();
-        for (i, c) in s.cols.iter_mut().enumerate() {
-            c.binary = match formats {
-                [] => false,
-                [all] => *all == rows::FORMAT_BINARY,
-                each => each.get(i).is_some_and(|f| *f == rows::FORMAT_BINARY),
-            };
-        }
-        s
-    }
 }
 
 /// What an Execute's rows need to be understood: sent by the client side.
@@ -105,6 +91,11 @@ struct Plan {
     /// Known shape (else a column is taken as text when its format, by
     /// `formats`, is text).
     known: bool,
+    /// Some column may hold text worth scanning (else rows stream unless
+    /// masks or limits need them).
+    any_scan: bool,
+    /// The result is COPY TO STDOUT data, not DataRows.
+    copy: bool,
     formats: Arc<[i16]>,
     /// Kinds masked by content, with a scanner for just those.
     content: Option<(Scanner, Vec<(Kind, MaskRef)>)>,
@@ -122,12 +113,7 @@ impl Plan {
         if self.known {
             return self.textual.get(i).copied().unwrap_or(false);
         }
-        let format = match &*self.formats {
-            [] => 0,
-            [all] => *all,
-            each => each.get(i).copied().unwrap_or(rows::FORMAT_BINARY),
-        };
-        format != rows::FORMAT_BINARY
+        !format_is_binary(&self.formats, i)
     }
 
     fn scan_col(&self, i: usize) -> bool {
@@ -199,6 +185,8 @@ pub struct Results {
     portals: HashMap<Box<[u8]>, Arc<Shape>>,
     plan: Option<Plan>,
     summary: Summary,
+    /// The last plan's per-column vectors, kept for the next one.
+    spare: (Vec<Option<MaskRef>>, Vec<bool>, Vec<bool>),
 }
 
 impl Results {
@@ -213,6 +201,7 @@ impl Results {
             portals: HashMap::new(),
             plan: None,
             summary: Summary::default(),
+            spare: Default::default(),
         }
     }
 
@@ -248,31 +237,79 @@ impl Results {
     /// A simple Query's RowDescription: the next rows are `stmt`'s.
     pub fn begin_simple(&mut self, stmt: Option<&Statement>, body: &[u8]) {
         let shape = Shape::decode(body);
-        self.begin(stmt, shape.as_ref(), Arc::from([]));
+        self.begin(stmt, shape.as_ref(), None, Arc::from([]));
     }
 
     /// The first row of an Execute's result (or of a result whose
     /// RowDescription was not seen): the plan from what is known.
     pub fn begin_execute(&mut self, stmt: Option<&Statement>, exec: Option<&ExecuteShape>) {
-        let shape = exec.and_then(|e| {
-            let s = if e.portal_described {
-                self.portals.get(&e.portal)
-            } else {
-                None
-            };
-            match s {
-                Some(s) => Some((**s).clone()),
-                None if e.statement_described => self
-                    .statements
-                    .get(&e.statement)
-                    .map(|s| s.with_formats(&e.formats)),
-                None => None,
+        let Some(e) = exec else {
+            self.begin(stmt, None, None, Arc::from([]));
+            return;
+        };
+        let portal = if e.portal_described {
+            self.portals.get(&e.portal).cloned()
+        } else {
+            None
+        };
+        match portal {
+            // A portal's own description has the right formats.
+            Some(s) => self.begin(stmt, Some(&s), None, e.formats.clone()),
+            None => {
+                let s = if e.statement_described {
+                    self.statements.get(&e.statement).cloned()
+                } else {
+                    None
+                };
+                // A statement's description says text: the Bind's formats
+                // apply.
+                self.begin(stmt, s.as_deref(), Some(&e.formats), e.formats.clone())
             }
-        });
-        let formats = exec
-            .map(|e| e.formats.clone())
-            .unwrap_or_else(|| Arc::from([]));
-        self.begin(stmt, shape.as_ref(), formats);
+        }
+    }
+
+    /// A CopyOutResponse (`body`): the CopyData that follows is `stmt`'s
+    /// result, counted line by line (text and CSV formats; binary COPY is
+    /// not scanned). COPY of masked data never gets here: it is refused.
+    pub fn begin_copy(&mut self, stmt: Option<&Statement>, body: &[u8]) {
+        let binary = body.first().is_some_and(|f| *f != 0);
+        let formats: Arc<[i16]> = Arc::from([i16::from(binary)]);
+        self.begin(stmt, None, None, formats);
+        if let Some(p) = &mut self.plan {
+            p.copy = true;
+            p.any_scan = !binary;
+        }
+    }
+
+    /// Whether the next CopyData from the server must be held whole and
+    /// passed to [`Results::on_copy_data`].
+    pub fn wants_copy_data(&self, len: usize) -> bool {
+        match &self.plan {
+            Some(p) if p.copy && p.any_scan => {
+                len <= self.max_row && (!p.limits.is_empty() || self.in_budget(p.rows))
+            }
+            _ => false,
+        }
+    }
+
+    /// One whole CopyData (a row, as PostgreSQL sends COPY TO STDOUT).
+    pub fn on_copy_data(&mut self, body: &[u8]) -> RowAction {
+        let Some(p) = &mut self.plan else {
+            return RowAction::Forward;
+        };
+        let row = p.rows;
+        p.rows += 1;
+        if self.summary.cut.is_some() {
+            return RowAction::Drop;
+        }
+        if !p.limits.is_empty() || self.in_budget(row) {
+            let mut counts = Counts::new();
+            self.scanner.scan(body, &mut counts);
+            self.summary.scanned_rows += 1;
+            self.summary.counts.merge(&counts);
+        }
+        self.check_limits(RowAction::Forward, &mut BytesMut::new())
+            .unwrap_or(RowAction::Forward)
     }
 
     /// Whether rows are being planned (a plan exists for the current result).
@@ -280,23 +317,35 @@ impl Results {
         self.plan.is_some()
     }
 
-    fn begin(&mut self, stmt: Option<&Statement>, shape: Option<&Shape>, formats: Arc<[i16]>) {
+    /// The plan for a result of `stmt` with columns `shape`; `formats`
+    /// (a Bind's result formats) override the shape's when given.
+    fn begin(
+        &mut self,
+        stmt: Option<&Statement>,
+        shape: Option<&Shape>,
+        override_formats: Option<&[i16]>,
+        formats: Arc<[i16]>,
+    ) {
         let decision = stmt.and_then(|s| s.judgement.as_ref()).map(|j| &j.decision);
         let masks = decision.and_then(|d| d.masks.clone());
         let limits = decision.map(|d| d.limits.clone()).unwrap_or_default();
         let cols = shape.map(|s| s.cols.as_slice()).unwrap_or(&[]);
-        let col_masks = cols
-            .iter()
-            .map(|c| masks.as_ref().and_then(|m| m.column(&c.name).cloned()))
-            .collect();
-        let scan_col = cols
-            .iter()
-            .map(|c| scannable(c.type_oid, c.binary))
-            .collect();
-        let textual = cols
-            .iter()
-            .map(|c| textual_in_place(c.type_oid, c.binary))
-            .collect();
+        // Reuse the last plan's vectors: one result per statement, so this
+        // runs at statement rate.
+        let (mut col_masks, mut scan_col, mut textual) = std::mem::take(&mut self.spare);
+        col_masks.clear();
+        scan_col.clear();
+        textual.clear();
+        for (i, c) in cols.iter().enumerate() {
+            let binary = match override_formats {
+                None => c.binary,
+                Some(f) => format_is_binary(f, i),
+            };
+            col_masks.push(masks.as_ref().and_then(|m| m.column(&c.name).cloned()));
+            scan_col.push(scannable(c.type_oid, binary));
+            textual.push(textual_in_place(c.type_oid, binary));
+        }
+        let any_scan = shape.is_none() || scan_col.iter().any(|s| *s);
         let content = masks.as_ref().and_then(|m| {
             let kinds: Vec<Kind> = m.content().iter().map(|(k, _)| *k).collect();
             (!kinds.is_empty()).then(|| (Scanner::new(&kinds), m.content().to_vec()))
@@ -314,6 +363,8 @@ impl Results {
             scan_col,
             textual,
             known: shape.is_some(),
+            any_scan,
+            copy: false,
             formats,
             content,
             limits,
@@ -328,7 +379,7 @@ impl Results {
         let Some(p) = &self.plan else {
             return Ok(self.scan != ScanMode::Off);
         };
-        let want = p.needs_every_row() || self.in_budget(p.rows);
+        let want = p.needs_every_row() || (p.any_scan && self.in_budget(p.rows));
         if want && len > self.max_row {
             if p.masks.is_some() {
                 return Err(RowError::TooLargeToMask {
@@ -344,7 +395,9 @@ impl Results {
     /// A DataRow the relay streams without inspecting.
     pub fn on_streamed_row(&mut self, len: usize) {
         if let Some(p) = &mut self.plan {
-            if len > self.max_row && (p.needs_every_row() || self.scan != ScanMode::Off) {
+            if len > self.max_row
+                && (p.needs_every_row() || (p.any_scan && self.scan != ScanMode::Off))
+            {
                 self.summary.unscanned_rows += 1;
             }
             p.rows += 1;
@@ -435,8 +488,19 @@ impl Results {
             self.summary.counts.merge(&counts);
         }
         self.summary.masked += masked;
-        // Limits, on what has left so far (this row included).
-        let mut action = action;
+        self.check_limits(action, out)
+    }
+
+    /// Applies the result's limits to what has left so far (this row
+    /// included): a deny limit reached turns `action` into a drop.
+    fn check_limits(
+        &mut self,
+        action: RowAction,
+        out: &mut BytesMut,
+    ) -> Result<RowAction, RowError> {
+        let Some(p) = &self.plan else {
+            return Ok(action);
+        };
         for l in &p.limits {
             if self.summary.counts.get(l.kind) < l.threshold {
                 continue;
@@ -447,8 +511,7 @@ impl Results {
                     // The rewrite was appended: take it back.
                     out.clear();
                 }
-                action = RowAction::Drop;
-                break;
+                return Ok(RowAction::Drop);
             }
             if !self.summary.reached.iter().any(|r| r.rule_id == l.rule_id) {
                 self.summary.reached.push(l.clone());
@@ -460,13 +523,26 @@ impl Results {
     /// The current statement completed (or failed): its summary. The plan
     /// ends; the next result starts a new one.
     pub fn finish(&mut self) -> Summary {
-        self.plan = None;
+        if let Some(p) = self.plan.take() {
+            self.spare = (p.col_masks, p.scan_col, p.textual);
+        }
         std::mem::take(&mut self.summary)
     }
 
     /// Whether the current result has been cut by a limit.
     pub fn cut(&self) -> Option<&Limit> {
         self.summary.cut.as_ref()
+    }
+}
+
+/// Whether column `i` is binary under a Bind's result-format codes (none:
+/// all text; one: all; else one per column — a missing one is taken as
+/// binary, the case where text handling would be wrong).
+fn format_is_binary(formats: &[i16], i: usize) -> bool {
+    match formats {
+        [] => false,
+        [all] => *all == rows::FORMAT_BINARY,
+        each => each.get(i).is_none_or(|f| *f == rows::FORMAT_BINARY),
     }
 }
 
@@ -778,24 +854,11 @@ returned = { "pii.phone" = 2 }
 
     #[test]
     fn binary_formats_follow_bind_convention() {
-        let shape = Shape {
-            cols: vec![
-                Col {
-                    name: "a".into(),
-                    type_oid: 25,
-                    binary: false,
-                },
-                Col {
-                    name: "b".into(),
-                    type_oid: 20,
-                    binary: false,
-                },
-            ],
-        };
-        assert!(shape.with_formats(&[1]).cols.iter().all(|c| c.binary));
-        assert!(shape.with_formats(&[]).cols.iter().all(|c| !c.binary));
-        let each = shape.with_formats(&[0, 1]);
-        assert!(!each.cols[0].binary && each.cols[1].binary);
+        assert!(!format_is_binary(&[], 3));
+        assert!(format_is_binary(&[1], 3));
+        assert!(!format_is_binary(&[0, 1], 0));
+        assert!(format_is_binary(&[0, 1], 1));
+        assert!(format_is_binary(&[0, 1], 2), "missing code: not text");
     }
 
     #[test]

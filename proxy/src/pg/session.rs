@@ -1356,6 +1356,8 @@ impl Downstream<'_> {
                             self.results.begin_execute(stmt, exec);
                         }
                         self.results.wants_row(total)?
+                    } else if h.tag == be::tag::COPY_DATA {
+                        self.results.wants_copy_data(total)
                     } else {
                         needs_inspection(h.tag)
                     };
@@ -1392,6 +1394,12 @@ impl Downstream<'_> {
                                 RowAction::Replaced => replacement = Some(self.row_out.split()),
                                 RowAction::Drop => replacement = Some(BytesMut::new()),
                             }
+                        } else if h.tag == be::tag::COPY_DATA {
+                            if self.results.on_copy_data(body) == RowAction::Drop {
+                                replacement = Some(BytesMut::new());
+                            }
+                        } else if h.tag == be::tag::COPY_OUT_RESPONSE {
+                            self.results.begin_copy(tracker.current().0, body);
                         } else if h.tag == be::tag::PARAMETER_STATUS {
                             if let Ok((name, value)) = be::decode_parameter_status(body) {
                                 self.lex.on_parameter(name, value);
@@ -1555,6 +1563,7 @@ fn needs_inspection(tag: u8) -> bool {
     matches!(
         tag,
         be::tag::ROW_DESCRIPTION
+            | be::tag::COPY_OUT_RESPONSE
             | be::tag::NO_DATA
             | be::tag::PARAMETER_DESCRIPTION
             | be::tag::COMMAND_COMPLETE
