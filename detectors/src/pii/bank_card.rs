@@ -57,10 +57,8 @@ fn compact(b: &[u8], out: &mut [u8; MAX_CARD_DIGITS]) -> Option<usize> {
 
 /// Whether `d` is exactly the digits of an accepted card number.
 pub(crate) fn is_card_digits(d: &[u8]) -> bool {
-    (MIN_CARD_DIGITS..=MAX_CARD_DIGITS).contains(&d.len())
-        && d.iter().all(u8::is_ascii_digit)
-        && plausible_iin(d)
-        && luhn_valid(d)
+    // `luhn_valid` refuses any non-digit: no separate pass for that.
+    (MIN_CARD_DIGITS..=MAX_CARD_DIGITS).contains(&d.len()) && plausible_iin(d) && luhn_valid(d)
 }
 
 fn plausible_iin(d: &[u8]) -> bool {
@@ -77,22 +75,34 @@ fn plausible_iin(d: &[u8]) -> bool {
     }
 }
 
+/// Digits summed between two reductions mod 10 in [`luhn_valid`]: even, so
+/// that every chunk (taken from the right) starts on an undoubled digit,
+/// and small enough that a chunk's sum (at most 9 a digit) fits a `u32`.
+const LUHN_CHUNK: usize = 256;
+
+/// What a digit adds to the Luhn sum when doubled: 2d, less 9 above 9.
+const LUHN_DOUBLED: [u32; 10] = [0, 2, 4, 6, 8, 1, 3, 5, 7, 9];
+
 /// The Luhn (mod 10) check over a string of ASCII digits; false for an
-/// empty string or any non-digit.
+/// empty string or any non-digit. It runs on every card-shaped number the
+/// scanner meets, so the sum is reduced once per chunk rather than once
+/// per digit (a division in the loop's dependency chain): exact for any
+/// length.
 pub fn luhn_valid(digits: &[u8]) -> bool {
     let mut sum = 0u32;
-    for (i, &c) in digits.iter().rev().enumerate() {
-        if !c.is_ascii_digit() {
-            return false;
-        }
-        let mut d = u32::from(c - b'0');
-        if i % 2 == 1 {
-            d *= 2;
+    for chunk in digits.rchunks(LUHN_CHUNK) {
+        for (i, &c) in chunk.iter().rev().enumerate() {
+            let d = c.wrapping_sub(b'0');
             if d > 9 {
-                d -= 9;
+                return false;
             }
+            sum += if i % 2 == 1 {
+                LUHN_DOUBLED[usize::from(d)]
+            } else {
+                u32::from(d)
+            };
         }
-        sum = (sum + d) % 10; // no overflow on any length
+        sum %= 10;
     }
     !digits.is_empty() && sum == 0
 }
@@ -143,6 +153,40 @@ mod tests {
             assert!(is_valid_bank_card(&v), "{v}");
             let (why, bad) = gen::bank_card_near_miss(&mut rng);
             assert!(!is_valid_bank_card(&bad), "{why}: {bad}");
+        }
+    }
+
+    /// The per-digit definition (ISO/IEC 7812-1 annex B as written).
+    #[allow(clippy::manual_is_multiple_of)] // rust-version 1.80, as in id_number
+    fn luhn_by_definition(digits: &[u8]) -> bool {
+        let mut sum = 0u64;
+        for (i, &c) in digits.iter().rev().enumerate() {
+            if !c.is_ascii_digit() {
+                return false;
+            }
+            let d = u64::from(c - b'0') * if i % 2 == 1 { 2 } else { 1 };
+            sum += if d > 9 { d - 9 } else { d };
+        }
+        !digits.is_empty() && sum % 10 == 0
+    }
+
+    #[test]
+    fn luhn_matches_its_definition_at_every_length() {
+        let mut rng = Rng(0x1c4d);
+        for _ in 0..20_000 {
+            // Lengths around the chunk size too, where the parity of the
+            // chunks matters.
+            let n = match rng.below(3) {
+                0 => rng.below(40),
+                1 => rng.range(250, 520),
+                _ => rng.below(1100),
+            } as usize;
+            let mut d: Vec<u8> = rng.digits(n).into_bytes();
+            if n > 0 && rng.chance(5) {
+                let i = rng.below(n as u64) as usize;
+                d[i] = rng.pick(b"x/:a \\0");
+            }
+            assert_eq!(luhn_valid(&d), luhn_by_definition(&d), "{d:?}");
         }
     }
 

@@ -33,46 +33,123 @@ pub fn is_valid_email(s: &str) -> bool {
     b.len() <= MAX_EMAIL_LEN && valid_local(&b[..at]) && valid_domain(&b[at + 1..])
 }
 
-/// RFC 5322 `atext`.
+/// Byte classes of an address, one bit each: the scanner tests every byte
+/// around every `@` against them, so they are a table, not a chain of
+/// comparisons.
+const ATEXT: u8 = 1;
+/// A domain label's characters: letters, digits and `-`.
+const LABEL: u8 = 2;
+
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        if c.is_ascii_alphanumeric() {
+            t[i] = ATEXT | LABEL;
+        }
+        i += 1;
+    }
+    let specials = b"!#$%&'*+/=?^_`{|}~-";
+    let mut j = 0;
+    while j < specials.len() {
+        t[specials[j] as usize] |= ATEXT;
+        j += 1;
+    }
+    t[b'-' as usize] |= LABEL;
+    t
+};
+
+/// RFC 5322 `atext`: letters, digits and ``!#$%&'*+/=?^_`{|}~-``.
 pub(crate) fn is_atext(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~-".contains(&c)
+    CLASS[usize::from(c)] & ATEXT != 0
 }
 
+/// A `dot-atom` of at most [`MAX_LOCAL_LEN`] characters: atext and dots,
+/// no dot first, last or next to another.
 pub(crate) fn valid_local(l: &[u8]) -> bool {
-    !l.is_empty()
-        && l.len() <= MAX_LOCAL_LEN
-        && l.first() != Some(&b'.')
-        && l.last() != Some(&b'.')
-        && !l.windows(2).any(|w| w == b"..")
-        && l.iter().all(|&c| c == b'.' || is_atext(c))
+    if l.is_empty() || l.len() > MAX_LOCAL_LEN || l.last() == Some(&b'.') {
+        return false;
+    }
+    // A dot is fine only after atext: `prev_dot` starts true to refuse a
+    // leading dot.
+    let mut prev_dot = true;
+    for &c in l {
+        if c == b'.' {
+            if prev_dot {
+                return false;
+            }
+            prev_dot = true;
+        } else if is_atext(c) {
+            prev_dot = false;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// Where the local part before the `@` at `at` starts, if the run of atext
+/// and dots to its left (not before `floor`, at most one byte longer than
+/// a local part) is a valid one: the scanner's left-hand run and
+/// [`valid_local`] in one backward walk, which stops at the first fault.
+pub(crate) fn local_start(v: &[u8], floor: usize, at: usize) -> Option<usize> {
+    let lowest = floor.max(at.saturating_sub(MAX_LOCAL_LEN + 1));
+    let mut start = at;
+    // Whether the byte at `start` is a dot (none yet: `start` is the `@`).
+    let mut dot = false;
+    while start > lowest {
+        let c = *v.get(start - 1)?;
+        if c == b'.' {
+            if dot || start == at {
+                return None; // two dots in a row, or a dot last
+            }
+            dot = true;
+        } else if is_atext(c) {
+            dot = false;
+        } else {
+            break;
+        }
+        start -= 1;
+    }
+    let len = at - start;
+    (len > 0 && len <= MAX_LOCAL_LEN && !dot).then_some(start)
 }
 
 /// Characters a domain is made of (the scanner's right-hand run).
 pub(crate) fn is_domain_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'-' || c == b'.'
+    c == b'.' || CLASS[usize::from(c)] & LABEL != 0
 }
 
+/// At least two dot-separated labels of 1–[`MAX_LABEL_LEN`] letters,
+/// digits and inner dashes; the last alphabetic, at least 2 letters. One
+/// pass, no splitting.
 pub(crate) fn valid_domain(d: &[u8]) -> bool {
     if d.len() > MAX_EMAIL_LEN {
         return false;
     }
-    let mut labels = 0usize;
-    let mut last: &[u8] = &[];
-    for label in d.split(|&c| c == b'.') {
-        let ok = !label.is_empty()
-            && label.len() <= MAX_LABEL_LEN
-            && label.first() != Some(&b'-')
-            && label.last() != Some(&b'-')
-            && label
-                .iter()
-                .all(|&c| c.is_ascii_alphanumeric() || c == b'-');
-        if !ok {
-            return false;
+    // The label being read: its length, last byte and whether it is all
+    // letters so far.
+    let (mut labels, mut len, mut prev, mut alpha) = (0usize, 0usize, b'.', true);
+    for &c in d {
+        if c == b'.' {
+            if len == 0 || prev == b'-' {
+                return false;
+            }
+            labels += 1;
+            (len, alpha) = (0, true);
+        } else {
+            let first_dash = len == 0 && c == b'-';
+            if CLASS[usize::from(c)] & LABEL == 0 || first_dash || len == MAX_LABEL_LEN {
+                return false;
+            }
+            len += 1;
+            alpha &= c.is_ascii_alphabetic();
         }
-        labels += 1;
-        last = label;
+        prev = c;
     }
-    labels >= 2 && last.len() >= 2 && last.iter().all(u8::is_ascii_alphabetic)
+    let last_ok = len >= 2 && prev != b'-' && alpha;
+    last_ok && labels >= 1
 }
 
 #[cfg(test)]

@@ -151,9 +151,24 @@ pub(crate) fn has_layout(b: &[u8], max_year: u16) -> bool {
 fn region(code: &[u8]) -> Option<u32> {
     let whole = number(code);
     let province = whole / 10_000;
-    let ok =
-        (PROVINCES.contains(&province) && whole % 10_000 != 0) || PERMIT_REGIONS.contains(&whole);
+    let ok = (is_province(province) && whole % 10_000 != 0) || PERMIT_REGIONS.contains(&whole);
     ok.then_some(whole)
+}
+
+/// [`PROVINCES`] as a bit set (every code is below 100): one test instead
+/// of 34 comparisons on every 15- and 18-digit number the scanner meets.
+const PROVINCE_BITS: u128 = {
+    let mut bits = 0u128;
+    let mut i = 0;
+    while i < PROVINCES.len() {
+        bits |= 1 << PROVINCES[i];
+        i += 1;
+    }
+    bits
+};
+
+fn is_province(code: u32) -> bool {
+    code < u128::BITS && PROVINCE_BITS & (1 << code) != 0
 }
 
 pub(crate) fn valid_date(year: u32, month: u32, day: u32, max_year: u16) -> bool {
@@ -217,6 +232,13 @@ pub(crate) fn check_char(body: &[u8]) -> u8 {
 mod tests {
     use super::*;
     use crate::pii::gen::{self, Rng, TEST_YEAR};
+
+    #[test]
+    fn province_bits_are_the_province_list() {
+        for code in 0..1_000 {
+            assert_eq!(is_province(code), PROVINCES.contains(&code), "{code}");
+        }
+    }
 
     #[test]
     fn table() {

@@ -7,7 +7,10 @@
 //!
 //! # How a value is read
 //!
-//! One forward pass over the bytes, with a 256-entry byte-class table:
+//! One forward pass over the bytes. Nothing can start anywhere but at an
+//! ASCII letter, digit or colon, so the pass jumps from one to the next,
+//! testing eight bytes at a time (Chinese text, spaces and punctuation cost
+//! a few instructions a word), and reads each run it lands on:
 //!
 //! * **ASCII alphanumeric runs** are the candidates ("tokens"). A sensitive
 //!   value must be a *whole* run: `13812345678` inside `913812345678` or
@@ -33,19 +36,20 @@
 //!   `ID11010519491231002X`), the digit run is tried alone; codes that
 //!   interleave letters and digits, and runs of 16 or more hex digits
 //!   (hashes, keys), are opaque.
-//! * **`@`** anchors e-mail addresses, found first with `memchr` (one
-//!   SIMD pass that costs nothing when there is no `@`): the local part is
+//! * **`@`** anchors e-mail addresses, found first (with `memchr` on long
+//!   values, a word at a time on short ones: either costs next to nothing
+//!   when there is no `@`): the local part is
 //!   the atext run to its left, the domain the run to its right (a
 //!   trailing `.` is sentence punctuation). The address's bytes are taken
 //!   out of the pass, so `13812345678@qq.com` is one e-mail, not a phone.
-//! * **UTF-8 lead bytes `E4`–`E9`** followed by an upper-case ASCII
-//!   letter are tried as a plate's province character. The letter test
-//!   rejects almost every CJK character before any comparison, which is why
-//!   no Aho-Corasick automaton is used: the 31 province characters would
-//!   cost an automaton step per byte of every value, where this costs one
-//!   table look-up per CJK character and a 31-way 3-byte compare only in
-//!   front of an ASCII capital. The same goes for `@` (memchr is faster
-//!   than any automaton for one byte).
+//! * **A run starting with an upper-case ASCII letter** right after a UTF-8
+//!   lead byte `E4`–`E9` and two more bytes is tried as a plate: those
+//!   three bytes as its province character. The capital rejects almost
+//!   every CJK character before any comparison, which is why no
+//!   Aho-Corasick automaton is used: the 31 province characters would cost
+//!   an automaton step per byte of every value, where this costs nothing
+//!   per CJK character and a 31-way 3-byte compare only in front of an
+//!   ASCII capital. The same goes for `@` (one byte needs no automaton).
 //!
 //! # Deciding between kinds
 //!
@@ -86,9 +90,21 @@ const OTHER: u8 = 0;
 const DIGIT: u8 = 1;
 const LETTER: u8 = 2;
 const COLON: u8 = 3;
-/// First byte of a 3-byte UTF-8 sequence in U+4000–U+9FFF, where all the
-/// plate province characters are.
-const CJK_LEAD: u8 = 4;
+
+/// Lead bytes of the 3-byte UTF-8 sequences in U+4000–U+9FFF, where all
+/// the plate province characters are.
+const CJK_LEAD_MIN: u8 = 0xE4;
+const CJK_LEAD_MAX: u8 = 0xE9;
+/// Bytes of a province character in UTF-8.
+const PROVINCE_LEN: usize = 3;
+
+/// From this length on, [`find_at_sign`] hands the search to `memchr`.
+const MEMCHR_MIN_LEN: usize = 64;
+
+/// Bytes [`next_candidate`] and [`find_at_sign`] test at once.
+const WORD: usize = 8;
+const ONES: u64 = u64::from_le_bytes([0x01; WORD]);
+const HIGH_BITS: u64 = u64::from_le_bytes([0x80; WORD]);
 
 const CLASS: [u8; 256] = {
     let mut t = [OTHER; 256];
@@ -98,7 +114,6 @@ const CLASS: [u8; 256] = {
             b'0'..=b'9' => DIGIT,
             b'a'..=b'z' | b'A'..=b'Z' => LETTER,
             b':' => COLON,
-            0xE4..=0xE9 => CJK_LEAD,
             _ => OTHER,
         };
         i += 1;
@@ -204,27 +219,27 @@ impl Scanner {
         if self.enabled == 0 {
             return;
         }
+        // E-mail addresses first (they hold digits and letters the pass
+        // must not read), then the pass over the bytes between them.
         let mut cursor = 0;
         let mut at_from = 0;
-        loop {
-            let email = next_email(value, cursor, &mut at_from);
-            let segment_end = email.map_or(value.len(), |(start, _)| start);
-            if let Some(segment) = value.get(..segment_end) {
-                Pass {
-                    v: segment,
-                    scanner: self,
-                    counts,
-                }
-                .run(cursor);
-            }
-            match email {
-                Some((_, end)) => {
-                    self.count(Kind::Email, counts);
-                    cursor = end;
-                }
-                None => return,
-            }
+        while let Some((start, end)) = next_email(value, cursor, &mut at_from) {
+            self.pass(value.get(..start).unwrap_or_default(), cursor, counts);
+            self.count(Kind::Email, counts);
+            cursor = end;
         }
+        self.pass(value, cursor, counts);
+    }
+
+    /// Scans `segment` from `floor` on.
+    fn pass(&self, segment: &[u8], floor: usize, counts: &mut Counts) {
+        Pass {
+            v: segment,
+            floor,
+            scanner: self,
+            counts,
+        }
+        .run();
     }
 
     fn count(&self, kind: Kind, counts: &mut Counts) {
@@ -239,7 +254,7 @@ impl Scanner {
 /// of a value is looked at once.
 fn next_email(v: &[u8], floor: usize, from: &mut usize) -> Option<(usize, usize)> {
     let mut pos = (*from).max(floor);
-    while let Some(off) = v.get(pos..).and_then(|rest| memchr(b'@', rest)) {
+    while let Some(off) = v.get(pos..).and_then(find_at_sign) {
         let at = pos + off;
         pos = at + 1;
         if let Some(span) = email_at(v, floor, at) {
@@ -251,25 +266,46 @@ fn next_email(v: &[u8], floor: usize, from: &mut usize) -> Option<(usize, usize)
     None
 }
 
+/// The offset of the first `@` in `v`. `memchr` is the fastest search on
+/// long values, but its set-up (a dispatch through a function pointer and
+/// two calls) costs more than the whole search on the short values most
+/// columns hold, which are tested a word at a time instead.
+fn find_at_sign(v: &[u8]) -> Option<usize> {
+    if v.len() >= MEMCHR_MIN_LEN {
+        return memchr(b'@', v);
+    }
+    let mut i = 0;
+    while let Some(word) = word_at(v, i) {
+        let hits = at_sign_bytes(word);
+        if hits != 0 {
+            return Some(i + first_marked(hits));
+        }
+        i += WORD;
+    }
+    v.get(i..)?.iter().position(|&c| c == b'@').map(|o| i + o)
+}
+
+/// The classic zero-byte test on `w` XOR `@@@@@@@@`: the lowest flagged
+/// byte is exactly the first `@` (higher flags may be spurious, after a
+/// borrow).
+fn at_sign_bytes(w: u64) -> u64 {
+    let x = w ^ (ONES * u64::from(b'@'));
+    x.wrapping_sub(ONES) & !x & HIGH_BITS
+}
+
 /// The address around the `@` at `at`, if it is a valid one. Both scans
 /// are bounded by the RFC 5321 lengths, so a value of many `@` costs
 /// linear time.
 fn email_at(v: &[u8], floor: usize, at: usize) -> Option<(usize, usize)> {
-    let mut start = at;
-    while start > floor && at - start <= email::MAX_LOCAL_LEN {
-        match v.get(start - 1) {
-            Some(&c) if c == b'.' || email::is_atext(c) => start -= 1,
-            _ => break,
-        }
-    }
-    if !email::valid_local(v.get(start..at)?) {
-        return None;
-    }
+    let start = email::local_start(v, floor, at)?;
     let limit = at.saturating_add(1 + email::MAX_EMAIL_LEN).min(v.len());
-    let mut end = at + 1;
-    while end < limit && v.get(end).copied().is_some_and(email::is_domain_char) {
-        end += 1;
-    }
+    let domain_len = v
+        .get(at + 1..limit)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|&&c| email::is_domain_char(c))
+        .count();
+    let mut end = at + 1 + domain_len;
     if v.get(end).copied().is_some_and(email::is_domain_char) {
         return None; // longer than any address
     }
@@ -306,29 +342,40 @@ impl Group {
 /// The scan of one segment (a value, or the part of it before an e-mail).
 struct Pass<'a> {
     v: &'a [u8],
+    /// Where the pass starts: nothing before it is read as part of a
+    /// finding (the bytes before are an e-mail address).
+    floor: usize,
     scanner: &'a Scanner,
     counts: &'a mut Counts,
 }
 
 impl Pass<'_> {
-    fn run(&mut self, mut i: usize) {
+    fn run(&mut self) {
         let v = self.v;
-        while let Some(&b) = v.get(i) {
-            i = match CLASS[usize::from(b)] {
-                DIGIT | LETTER => self.token(i),
-                COLON if v.get(i + 1) == Some(&b':') && !prev_is(v, i, is_ipv6_char) => {
-                    match ipv6_end(v, i) {
-                        Some(end) => {
-                            self.hit(Kind::Ip);
-                            end
-                        }
-                        None => i + 1,
-                    }
-                }
-                CJK_LEAD => self.plate(i),
-                _ => i + 1,
+        let mut i = self.floor;
+        loop {
+            i = next_candidate(v, i);
+            let Some(&b) = v.get(i) else {
+                return;
+            };
+            i = if b == b':' {
+                self.colon(i)
+            } else {
+                self.token(i)
             };
         }
+    }
+
+    /// A colon outside any run: the start of an IPv6 address at `::`.
+    fn colon(&mut self, i: usize) -> usize {
+        let v = self.v;
+        if v.get(i + 1) == Some(&b':') && !prev_is(v, i, is_ipv6_char) {
+            if let Some(end) = ipv6_end(v, i) {
+                self.hit(Kind::Ip);
+                return end;
+            }
+        }
+        i + 1
     }
 
     fn hit(&mut self, kind: Kind) {
@@ -339,7 +386,10 @@ impl Pass<'_> {
     /// where scanning goes on, always past `start`.
     fn token(&mut self, start: usize) -> usize {
         let v = self.v;
-        let (end, has_digit) = alnum_run(v, start);
+        if let Some(end) = self.plate_before(start) {
+            return end;
+        }
+        let (end, has_digit, has_letter) = alnum_run(v, start);
         // An IPv6 candidate starts where a run of its characters starts:
         // the tail of an invalid address is not tried as an address.
         if v.get(end) == Some(&b':') && !prev_is(v, start, is_ipv6_char) {
@@ -352,13 +402,26 @@ impl Pass<'_> {
             return end;
         }
         let tok = v.get(start..end).unwrap_or_default();
-        let lead = digit_run_end(tok, 0);
-        if lead == tok.len() {
-            if v.get(end) == Some(&b'.') && v.get(end + 1).is_some_and(u8::is_ascii_digit) {
-                return self.dotted(start);
-            }
-            return self.groups(start);
+        if !has_letter {
+            let next_is_digit = v.get(end + 1).is_some_and(u8::is_ascii_digit);
+            return match v.get(end) {
+                Some(b'.') if next_is_digit => self.dotted(start),
+                Some(b' ' | b'-') if next_is_digit => self.groups(start),
+                // The commonest case by far: a number standing alone. It
+                // is one group (a run not followed by a letter or digit is
+                // not followed by an `X` either), so `groups` would only
+                // end up at `number`.
+                _ => {
+                    if may_be_number(tok.len()) {
+                        if let Some(kind) = self.number(tok) {
+                            self.hit(kind);
+                        }
+                    }
+                    end
+                }
+            };
         }
+        let lead = digit_run_end(tok, 0);
         if lead == 17 && lead + 1 == tok.len() {
             return self.groups(start); // 17 digits and X
         }
@@ -559,17 +622,31 @@ impl Pass<'_> {
         }
     }
 
-    /// A plate at the CJK lead byte `i`, if the byte after the character
-    /// is a capital letter (the cheap filter) and the plate validates.
-    fn plate(&mut self, i: usize) -> usize {
+    /// A plate whose province character ends at `start`, the start of an
+    /// alphanumeric run: its length from `start`, if the run is a capital
+    /// letter (the cheap filter), the three bytes before it a province
+    /// character and the whole validates. Looking back from the letter
+    /// instead of stopping at every CJK character lets [`next_candidate`]
+    /// skip Chinese text eight bytes at a time; the two are the same
+    /// because the bytes of a province character are never part of
+    /// another finding.
+    fn plate_before(&mut self, start: usize) -> Option<usize> {
         let v = self.v;
-        if v.get(i + 3).is_some_and(u8::is_ascii_uppercase) {
-            if let Some(len) = v.get(i..).and_then(plate::plate_len) {
-                self.hit(Kind::Plate);
-                return i + len;
-            }
+        if !v.get(start).is_some_and(u8::is_ascii_uppercase) {
+            return None;
         }
-        i + 1
+        let lead = start
+            .checked_sub(PROVINCE_LEN)
+            .filter(|&l| l >= self.floor)?;
+        if !v
+            .get(lead)
+            .is_some_and(|c| (CJK_LEAD_MIN..=CJK_LEAD_MAX).contains(c))
+        {
+            return None;
+        }
+        let len = v.get(lead..).and_then(plate::plate_len)?;
+        self.scanner.count(Kind::Plate, self.counts);
+        Some(lead + len)
     }
 }
 
@@ -665,6 +742,13 @@ fn ipv6_end(v: &[u8], start: usize) -> Option<usize> {
     v.get(start..end).is_some_and(ip::is_ipv6).then_some(end)
 }
 
+/// Whether a digit run this long (an ID's `X` included) may be anything
+/// [`Pass::number`] finds: the inline test that lets the short numbers of
+/// free text (house numbers, counts, years) skip the call.
+fn may_be_number(len: usize) -> bool {
+    matches!(len, 11 | 13 | 15..=19)
+}
+
 fn is_ipv6_char(c: u8) -> bool {
     c.is_ascii_hexdigit() || c == b':' || c == b'.'
 }
@@ -679,19 +763,89 @@ fn prev_is(v: &[u8], i: usize, f: impl Fn(u8) -> bool) -> bool {
         .is_some_and(|&c| f(c))
 }
 
-/// End of the alphanumeric run at `start`, and whether it has a digit.
-fn alnum_run(v: &[u8], start: usize) -> (usize, bool) {
+/// End of the alphanumeric run at `start`, whether it has a digit and
+/// whether it has a letter. A byte at a time: most runs are a few bytes
+/// long, where a word-at-a-time test is slower (its result is needed
+/// before the next load, where this loop's branches are predicted).
+fn alnum_run(v: &[u8], start: usize) -> (usize, bool, bool) {
     let mut end = start;
-    let mut has_digit = false;
+    let (mut has_digit, mut has_letter) = (false, false);
     while let Some(&c) = v.get(end) {
         match CLASS[usize::from(c)] {
             DIGIT => has_digit = true,
-            LETTER => {}
+            LETTER => has_letter = true,
             _ => break,
         }
         end += 1;
     }
-    (end, has_digit)
+    (end, has_digit, has_letter)
+}
+
+/// Where the next byte [`Pass::run`] acts on is, at or after `i`: an ASCII
+/// letter, digit or colon (every finding starts at one, or, for a plate,
+/// three bytes before one), else `v.len()`. Values are mostly Chinese
+/// text, spaces and punctuation between short runs, so this tests eight
+/// bytes at a time instead of branching on each.
+fn next_candidate(v: &[u8], mut i: usize) -> usize {
+    // In ASCII text the next run is usually one or two bytes on (a space,
+    // `, `): two byte tests find it sooner than a word's, whose result the
+    // next load has to wait for.
+    for _ in 0..2 {
+        match v.get(i) {
+            Some(&c) if CLASS[usize::from(c)] != OTHER => return i,
+            Some(_) => i += 1,
+            None => return v.len(),
+        }
+    }
+    while let Some(word) = word_at(v, i) {
+        let hits = candidate_bytes(word);
+        if hits != 0 {
+            return i + first_marked(hits);
+        }
+        i += WORD;
+    }
+    // The last few bytes one at a time: a word-sized load of them (the
+    // value's last word, less the bytes already tested) measured no faster.
+    while let Some(&c) = v.get(i) {
+        if CLASS[usize::from(c)] != OTHER {
+            return i;
+        }
+        i += 1;
+    }
+    v.len()
+}
+
+/// The little-endian word of `v` at `i`, if `v` has 8 bytes there.
+fn word_at(v: &[u8], i: usize) -> Option<u64> {
+    let bytes = v.get(i..i.checked_add(WORD)?)?;
+    <[u8; WORD]>::try_from(bytes).ok().map(u64::from_le_bytes)
+}
+
+/// Index of the lowest byte whose high bit is set in `marks` (non-zero).
+fn first_marked(marks: u64) -> usize {
+    (marks.trailing_zeros() / 8) as usize
+}
+
+/// The high bit of each byte of `w` (little-endian) that is an ASCII
+/// letter, digit or colon, all other bits clear. SWAR range tests on the
+/// low seven bits, where no byte's sum carries into the next; bytes with
+/// the high bit set (UTF-8 sequences) are then masked out.
+fn candidate_bytes(w: u64) -> u64 {
+    let x = w & !HIGH_BITS;
+    // `0`–`9` and `:` are 0x30–0x3A; letters, with 0x20 set, 0x61–0x7A
+    // (setting 0x20 folds `A`–`Z` onto `a`–`z`, and nothing else).
+    let digits = in_range(x, b'0', b':');
+    let letters = in_range(x | (ONES * 0x20), b'a', b'z');
+    (digits | letters) & !w
+}
+
+/// The high bit of each byte of `x` (every byte below 0x80) within
+/// `lo..=hi`: adding `0x80 - lo` sets it exactly when the byte is at
+/// least `lo`, adding `0x7F - hi` exactly when it is above `hi`.
+fn in_range(x: u64, lo: u8, hi: u8) -> u64 {
+    let at_least_lo = x + ONES * u64::from(0x80 - lo);
+    let above_hi = x + ONES * u64::from(0x7F - hi);
+    at_least_lo & !above_hi & HIGH_BITS
 }
 
 fn digit_run_end(v: &[u8], start: usize) -> usize {
@@ -704,9 +858,13 @@ fn digit_run_end(v: &[u8], start: usize) -> usize {
 }
 
 #[cfg(test)]
+mod reference;
+
+#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pii::gen::{Rng, TEST_YEAR};
+    use crate::pii::gen::{self, Rng, TEST_YEAR};
+    use crate::pii::plate;
 
     fn scanner() -> Scanner {
         Scanner::all().with_max_birth_year(TEST_YEAR)
@@ -908,6 +1066,256 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(&v)
             );
+        }
+    }
+
+    /// One piece of a differential-test value: a valid value, a near
+    /// miss or noise (alone or in text), a fragment, or raw bytes.
+    fn piece(rng: &mut Rng, out: &mut Vec<u8>) {
+        let s = match rng.below(9) {
+            0 => match rng.below(9) {
+                0 => gen::id_number(rng),
+                1 => gen::phone(rng),
+                2 => gen::bank_card(rng),
+                3 => gen::credit_code(rng),
+                4 => gen::email(rng),
+                5 => gen::passport(rng),
+                6 => gen::travel_permit(rng),
+                7 => gen::ip(rng),
+                _ => gen::plate(rng),
+            },
+            1 => match rng.below(9) {
+                0 => gen::id_number_near_miss(rng).1,
+                1 => gen::phone_near_miss(rng).1,
+                2 => gen::bank_card_near_miss(rng).1,
+                3 => gen::credit_code_near_miss(rng).1,
+                4 => gen::email_near_miss(rng).1,
+                5 => gen::passport_near_miss(rng).1,
+                6 => gen::travel_permit_near_miss(rng).1,
+                7 => gen::ip_near_miss(rng).1,
+                _ => gen::plate_near_miss(rng).1,
+            },
+            2 => gen::noise(rng).1,
+            3 => {
+                let v = match rng.below(3) {
+                    0 => gen::phone(rng),
+                    1 => gen::plate(rng),
+                    _ => gen::noise(rng).1,
+                };
+                gen::embed(rng, &v)
+            }
+            4 => {
+                let n = rng.range(1, 20) as usize;
+                rng.digits(n)
+            }
+            5 => format!(
+                "{}{}",
+                rng.pick(&plate::PLATE_PROVINCES),
+                char::from(rng.range(u64::from(b'A'), u64::from(b'Z')) as u8)
+            ),
+            6 => {
+                for _ in 0..rng.below(4) {
+                    out.push(rng.below(256) as u8);
+                }
+                return;
+            }
+            _ => rng.pick(FRAGMENTS).to_owned(),
+        };
+        out.extend_from_slice(s.as_bytes());
+    }
+
+    /// What may come between two pieces: nothing (so that pieces merge
+    /// into longer runs), or a separator the scanner treats specially.
+    const JOINS: &[&str] = &[
+        "", "", "", " ", "-", ".", ":", "@", "X", "a", "，", "京", "号", "·", "\t",
+    ];
+
+    /// The fast paths change how the scanner walks a value, never what it
+    /// finds: over random values built from every kind's valid values,
+    /// near misses and look-alikes, it counts exactly what the old
+    /// scanner (kept in `reference`) counts, with every kind enabled and
+    /// with some disabled.
+    #[test]
+    fn same_findings_as_the_reference_scanner() {
+        let scanners = [
+            scanner(),
+            Scanner::new(&[Kind::Phone, Kind::Plate]).with_max_birth_year(TEST_YEAR),
+            Scanner::new(&[Kind::BankCard, Kind::Email, Kind::Ip]).with_max_birth_year(TEST_YEAR),
+        ];
+        let mut rng = Rng(0xd1ff);
+        let mut v = Vec::new();
+        for _ in 0..200_000 {
+            v.clear();
+            for _ in 0..rng.range(1, 8) {
+                piece(&mut rng, &mut v);
+                v.extend_from_slice(rng.pick(JOINS).as_bytes());
+            }
+            for s in &scanners {
+                let (mut fast, mut slow) = (Counts::new(), Counts::new());
+                s.scan(&v, &mut fast);
+                reference::scan(s, &v, &mut slow);
+                assert_eq!(fast, slow, "{:?}", String::from_utf8_lossy(&v));
+            }
+        }
+    }
+
+    /// The table-driven e-mail checks accept what the old ones did, on
+    /// strings of the characters that matter to them.
+    #[test]
+    fn email_checks_match_the_reference() {
+        use crate::pii::email;
+        let mut rng = Rng(0xe3a1);
+        for _ in 0..200_000 {
+            let longest = if rng.chance(90) { 12 } else { 300 };
+            let n = rng.below(longest) as usize;
+            let s: Vec<u8> = (0..n)
+                .map(|_| match rng.below(8) {
+                    0 => b'.',
+                    1 => b'-',
+                    2 => rng.pick(b"!#$%&'*+/=?^_`{|}~@ \\"),
+                    3 => rng.below(256) as u8,
+                    4 => rng.pick(b"0123456789"),
+                    _ => rng.pick(b"abcxyzABZ"),
+                })
+                .collect();
+            assert_eq!(
+                email::valid_local(&s),
+                reference::email::valid_local(&s),
+                "{s:?}"
+            );
+            assert_eq!(
+                email::valid_domain(&s),
+                reference::email::valid_domain(&s),
+                "{s:?}"
+            );
+        }
+        // The merged backward walk against the old walk, then check.
+        for _ in 0..200_000 {
+            let n = rng.range(1, 80) as usize;
+            let v: Vec<u8> = (0..n)
+                .map(|_| match rng.below(6) {
+                    0 => b'.',
+                    1 => rng.pick(b"!#~@ \xe4"),
+                    _ => rng.pick(b"az09"),
+                })
+                .collect();
+            let at = rng.below(n as u64) as usize;
+            let floor = rng.below(at as u64 + 1) as usize;
+            let mut start = at;
+            while start > floor && at - start <= email::MAX_LOCAL_LEN {
+                match v.get(start - 1) {
+                    Some(&c) if c == b'.' || reference::email::is_atext(c) => start -= 1,
+                    _ => break,
+                }
+            }
+            let old = reference::email::valid_local(&v[start..at]).then_some(start);
+            assert_eq!(email::local_start(&v, floor, at), old, "{v:?} {floor} {at}");
+        }
+        for c in 0..=255u8 {
+            assert_eq!(email::is_atext(c), reference::email::is_atext(c), "{c}");
+            let domain = reference::email::is_domain_char(c);
+            assert_eq!(email::is_domain_char(c), domain, "{c}");
+        }
+    }
+
+    #[test]
+    fn find_at_sign_finds_the_first() {
+        let mut rng = Rng(0xa7);
+        for _ in 0..50_000 {
+            let n = rng.below(2 * MEMCHR_MIN_LEN as u64) as usize;
+            let v: Vec<u8> = (0..n)
+                .map(|_| match rng.below(10) {
+                    0 => b'@',
+                    1 => b'@' ^ 0x80,
+                    2 => b'@' + 1,
+                    3 => b'@' - 1,
+                    _ => rng.below(256) as u8,
+                })
+                .collect();
+            let want = v.iter().position(|&c| c == b'@');
+            assert_eq!(find_at_sign(&v), want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn next_candidate_finds_the_first() {
+        let mut rng = Rng(0xca);
+        for _ in 0..50_000 {
+            let n = rng.below(40) as usize;
+            let v: Vec<u8> = (0..n)
+                .map(|_| match rng.below(6) {
+                    0 => rng.pick(b"09azAZ:"),
+                    1 => rng.pick(b"/;@[`{"),
+                    _ => rng.pick("京号，".as_bytes()),
+                })
+                .collect();
+            let start = rng.below(n as u64 + 1) as usize;
+            let want = v
+                .iter()
+                .skip(start)
+                .position(|&c| c.is_ascii_alphanumeric() || c == b':')
+                .map_or(n, |o| start + o);
+            assert_eq!(next_candidate(&v, start), want, "{v:?} {start}");
+        }
+    }
+
+    #[test]
+    fn alnum_run_reads_whole_runs() {
+        let mut rng = Rng(0xa1);
+        for _ in 0..50_000 {
+            let n = rng.below(40) as usize;
+            let v: Vec<u8> = (0..n)
+                .map(|_| match rng.below(4) {
+                    0 => rng.pick(b"0189"),
+                    1 => rng.pick(b"aAzZ"),
+                    2 => rng.pick(b"/:@[`{\xff\x80\xb0\xba\xc1"),
+                    _ => rng.below(256) as u8,
+                })
+                .collect();
+            let start = rng.below(n as u64 + 1) as usize;
+            let run = v.get(start..).unwrap_or_default();
+            let len = run.iter().take_while(|c| c.is_ascii_alphanumeric()).count();
+            let run = &run[..len];
+            let want = (
+                start + len,
+                run.iter().any(u8::is_ascii_digit),
+                run.iter().any(u8::is_ascii_alphabetic),
+            );
+            assert_eq!(alnum_run(&v, start), want, "{v:?} {start}");
+        }
+    }
+
+    #[test]
+    fn only_runs_of_number_lengths_are_numbers() {
+        let s = scanner();
+        for len in 0..=40 {
+            if !may_be_number(len) {
+                for c in b'0'..=b'9' {
+                    let d = vec![c; len];
+                    let p = Pass {
+                        v: &d,
+                        floor: 0,
+                        scanner: &s,
+                        counts: &mut Counts::new(),
+                    };
+                    assert_eq!(p.number(&d), None, "{len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn candidate_bytes_are_letters_digits_and_colons() {
+        let mut rng = Rng(0xc0de);
+        for b in 0..=255u8 {
+            for pos in 0..WORD {
+                let mut word: [u8; WORD] = std::array::from_fn(|_| rng.below(256) as u8);
+                word[pos] = b;
+                let hits = candidate_bytes(u64::from_le_bytes(word));
+                let hit = hits >> (pos * 8 + 7) & 1 == 1;
+                assert_eq!(hit, CLASS[usize::from(b)] != OTHER, "{b:#x} at {pos}");
+                assert_eq!(hits & !HIGH_BITS, 0);
+            }
         }
     }
 
