@@ -929,6 +929,7 @@ impl Upstream<'_> {
                                             portal: true,
                                             name: portal,
                                             injected: true,
+                                            keep: true,
                                         })
                                         .await;
                                     }
@@ -990,7 +991,23 @@ impl Upstream<'_> {
                             };
                             if !stmt.as_ref().is_some_and(|s| s.blocked()) {
                                 let portal = target == Some(b'P');
-                                if portal {
+                                // Only a masked statement's column names are
+                                // worth keeping (the rest is read from the
+                                // Bind's formats): remember which.
+                                let keep = stmt.as_ref().is_some_and(|s| {
+                                    s.judgement
+                                        .as_ref()
+                                        .is_some_and(|j| j.decision.masks.is_some())
+                                });
+                                if !keep {
+                                    if portal {
+                                        if let Some(p) = self.portals.get_mut(name) {
+                                            p.described = false;
+                                        }
+                                    } else {
+                                        self.described.remove(name);
+                                    }
+                                } else if portal {
                                     if let Some(p) = self.portals.get_mut(name) {
                                         p.described = true;
                                     }
@@ -1003,6 +1020,7 @@ impl Upstream<'_> {
                                     portal,
                                     name: name.into(),
                                     injected: false,
+                                    keep,
                                 })
                                 .await;
                             }
@@ -1445,9 +1463,15 @@ impl Downstream<'_> {
                                     portal,
                                     name,
                                     injected,
+                                    keep,
                                 } => {
-                                    let shape = (h.tag == be::tag::ROW_DESCRIPTION).then_some(body);
-                                    self.results.described(portal, &name, shape);
+                                    if keep {
+                                        let shape =
+                                            (h.tag == be::tag::ROW_DESCRIPTION).then_some(body);
+                                        self.results.described(portal, &name, shape);
+                                    } else {
+                                        self.results.forget(portal, &name);
+                                    }
                                     if injected {
                                         replacement = Some(BytesMut::new());
                                     }

@@ -88,6 +88,8 @@ pub enum Pending {
         portal: bool,
         name: Box<[u8]>,
         injected: bool,
+        /// The answer is worth decoding and keeping (a masked statement).
+        keep: bool,
     },
     Sync,
     FunctionCall {
@@ -134,6 +136,7 @@ pub enum Handled {
         portal: bool,
         name: Box<[u8]>,
         injected: bool,
+        keep: bool,
     },
 }
 
@@ -353,10 +356,12 @@ impl Tracker {
                     portal,
                     name,
                     injected,
+                    keep,
                 }) => Handled::Described {
                     portal,
                     name,
                     injected,
+                    keep,
                 },
                 _ => Handled::Forward,
             },
