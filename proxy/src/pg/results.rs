@@ -99,13 +99,26 @@ struct Plan {
     formats: Arc<[i16]>,
     /// Kinds masked by content, with a scanner for just those.
     content: Option<(Scanner, Vec<(Kind, MaskRef)>)>,
-    limits: Vec<Limit>,
+    /// The statement's decision, for its `returned` limits (an Arc clone,
+    /// not a copy of the list, per result).
+    decision: Option<Arc<danxia_policies::Decision>>,
     rows: u64,
 }
 
 impl Plan {
+    fn limits(&self) -> &[Limit] {
+        self.decision
+            .as_deref()
+            .map_or(&[], |d| d.limits.as_slice())
+    }
+
+    /// Limits that could trip: only values in scannable columns count.
+    fn watched(&self) -> bool {
+        self.any_scan && !self.limits().is_empty()
+    }
+
     fn needs_every_row(&self) -> bool {
-        self.masks.is_some() || !self.limits.is_empty()
+        self.masks.is_some() || self.watched()
     }
 
     /// Column `i` holds text the masks and the scanner may read.
@@ -185,6 +198,8 @@ pub struct Results {
     portals: HashMap<Box<[u8]>, Arc<Shape>>,
     plan: Option<Plan>,
     summary: Summary,
+    /// Shared empty format list (all text).
+    no_formats: Arc<[i16]>,
     /// The last plan's per-column vectors, kept for the next one.
     spare: (Vec<Option<MaskRef>>, Vec<bool>, Vec<bool>),
 }
@@ -202,6 +217,7 @@ impl Results {
             plan: None,
             summary: Summary::default(),
             spare: Default::default(),
+            no_formats: Arc::from([]),
         }
     }
 
@@ -237,14 +253,16 @@ impl Results {
     /// A simple Query's RowDescription: the next rows are `stmt`'s.
     pub fn begin_simple(&mut self, stmt: Option<&Statement>, body: &[u8]) {
         let shape = Shape::decode(body);
-        self.begin(stmt, shape.as_ref(), None, Arc::from([]));
+        let formats = self.no_formats.clone();
+        self.begin(stmt, shape.as_ref(), None, formats);
     }
 
     /// The first row of an Execute's result (or of a result whose
     /// RowDescription was not seen): the plan from what is known.
     pub fn begin_execute(&mut self, stmt: Option<&Statement>, exec: Option<&ExecuteShape>) {
         let Some(e) = exec else {
-            self.begin(stmt, None, None, Arc::from([]));
+            let formats = self.no_formats.clone();
+            self.begin(stmt, None, None, formats);
             return;
         };
         let portal = if e.portal_described {
@@ -286,7 +304,7 @@ impl Results {
     pub fn wants_copy_data(&self, len: usize) -> bool {
         match &self.plan {
             Some(p) if p.copy && p.any_scan => {
-                len <= self.max_row && (!p.limits.is_empty() || self.in_budget(p.rows))
+                len <= self.max_row && (p.watched() || self.in_budget(p.rows))
             }
             _ => false,
         }
@@ -302,7 +320,7 @@ impl Results {
         if self.summary.cut.is_some() {
             return RowAction::Drop;
         }
-        if !p.limits.is_empty() || self.in_budget(row) {
+        if p.watched() || self.in_budget(row) {
             let mut counts = Counts::new();
             self.scanner.scan(body, &mut counts);
             self.summary.scanned_rows += 1;
@@ -328,7 +346,7 @@ impl Results {
     ) {
         let decision = stmt.and_then(|s| s.judgement.as_ref()).map(|j| &j.decision);
         let masks = decision.and_then(|d| d.masks.clone());
-        let limits = decision.map(|d| d.limits.clone()).unwrap_or_default();
+        let decision = decision.filter(|d| !d.limits.is_empty()).cloned();
         let cols = shape.map(|s| s.cols.as_slice()).unwrap_or(&[]);
         // Reuse the last plan's vectors: one result per statement, so this
         // runs at statement rate.
@@ -367,7 +385,7 @@ impl Results {
             copy: false,
             formats,
             content,
-            limits,
+            decision,
             rows: 0,
         });
     }
@@ -424,13 +442,14 @@ impl Results {
         if self.summary.cut.is_some() {
             return Ok(RowAction::Drop);
         }
-        let scan = !p.limits.is_empty()
-            || match self.scan {
-                ScanMode::Off => false,
-                ScanMode::All => true,
-                ScanMode::Sample => row_index.is_multiple_of(self.sample_every),
-                ScanMode::First => row_index < self.first_rows,
-            };
+        let scan = p.any_scan
+            && (p.watched()
+                || match self.scan {
+                    ScanMode::Off => false,
+                    ScanMode::All => true,
+                    ScanMode::Sample => row_index.is_multiple_of(self.sample_every),
+                    ScanMode::First => row_index < self.first_rows,
+                });
         let scanner = &*self.scanner;
         let mut counts = Counts::new();
         let mut masked = 0u64;
@@ -501,7 +520,7 @@ impl Results {
         let Some(p) = &self.plan else {
             return Ok(action);
         };
-        for l in &p.limits {
+        for l in p.limits() {
             if self.summary.counts.get(l.kind) < l.threshold {
                 continue;
             }

@@ -1016,13 +1016,17 @@ impl Upstream<'_> {
                                 {
                                     self.described.insert(name.into());
                                 }
-                                self.send(Pending::Describe {
-                                    portal,
-                                    name: name.into(),
-                                    injected: false,
-                                    keep,
-                                })
-                                .await;
+                                if keep {
+                                    // Unmasked statements need no shape: no
+                                    // channel message per Describe.
+                                    self.send(Pending::Describe {
+                                        portal,
+                                        name: name.into(),
+                                        injected: false,
+                                        keep,
+                                    })
+                                    .await;
+                                }
                             }
                             if let Some(s) = stmt.filter(|s| s.blocked()) {
                                 // A Describe runs nothing: refused, not audited.
@@ -1476,7 +1480,10 @@ impl Downstream<'_> {
                                         replacement = Some(BytesMut::new());
                                     }
                                 }
-                                Handled::Forward if h.tag == be::tag::ROW_DESCRIPTION => {
+                                Handled::Forward
+                                    if h.tag == be::tag::ROW_DESCRIPTION
+                                        && tracker.front_is_query() =>
+                                {
                                     self.results.begin_simple(tracker.current().0, body);
                                 }
                                 _ => {}

@@ -281,6 +281,12 @@ impl Tracker {
         self.result = Some(s);
     }
 
+    /// A simple Query is being answered (a RowDescription now is its
+    /// statement's; in the extended protocol it answers a Describe).
+    pub fn front_is_query(&self) -> bool {
+        matches!(self.pending.front(), Some(Pending::Query { .. }))
+    }
+
     /// The statement whose rows are arriving now (the front request's), and
     /// for an Execute how to read them.
     pub fn current(&self) -> (Option<&Statement>, Option<&ExecuteShape>) {
@@ -343,7 +349,11 @@ impl Tracker {
     /// RowDescription is the relay's to read).
     fn describe_answer(&mut self, tag: u8) -> Handled {
         match self.pending.front() {
-            None if tag != be::tag::PARAMETER_DESCRIPTION => Handled::NothingPending,
+            // A simple Query's RowDescription may arrive before its Pending
+            // was drained; untracked Describes (unmasked statements) leave
+            // nothing pending either, and the retry finds nothing.
+            None if tag == be::tag::ROW_DESCRIPTION => Handled::NothingPending,
+            None => Handled::Forward,
             Some(Pending::Describe { injected, .. }) if tag == be::tag::PARAMETER_DESCRIPTION => {
                 if *injected {
                     Handled::Replace(bytes::BytesMut::new())
