@@ -35,22 +35,19 @@ const MASK_KEYS: [&str; 3] = ["columns", "tags", "copy"];
 /// Most entries in one rule's `columns` or `tags` table.
 const MAX_MASK_ENTRIES: usize = 256;
 
-/// What COPY … TO STDOUT of a masked statement does.
+/// What COPY … TO STDOUT of a masked statement does. Only refusal exists:
+/// COPY output is not row-structured the way DataRows are (and the wire does
+/// not say whether it is text or CSV), so masks cannot be applied to it. The
+/// key is there so that a future "mask by content" is an explicit choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CopyMasking {
-    /// Refuse the COPY (the default: COPY output is not row-structured the
-    /// way DataRows are, so column masks cannot be applied by name).
     Refuse,
-    /// Let it run, masking by content every value of a kind whose tag is
-    /// masked (text and CSV formats; binary COPY is refused).
-    Content,
 }
 
 impl CopyMasking {
     pub fn as_str(self) -> &'static str {
         match self {
             CopyMasking::Refuse => "refuse",
-            CopyMasking::Content => "content",
         }
     }
 }
@@ -186,7 +183,7 @@ impl<'r> MaskBuilder<'r> {
             tags: Vec::new(),
             classified: Vec::new(),
             content: Vec::new(),
-            copy: CopyMasking::Content,
+            copy: CopyMasking::Refuse,
         };
         for r in &self.rules {
             for (p, m) in &r.columns {
@@ -199,9 +196,6 @@ impl<'r> MaskBuilder<'r> {
                 }
             }
             set.tags.extend(r.tags.iter().cloned());
-            if r.copy == CopyMasking::Refuse {
-                set.copy = CopyMasking::Refuse;
-            }
         }
         if !set.tags.is_empty() {
             set.classified = classified();
@@ -311,10 +305,11 @@ pub(crate) fn compile_mask(
     if let Some(c) = r.string(m, "copy") {
         match c.text.as_str() {
             "refuse" => out.copy = CopyMasking::Refuse,
-            "content" => out.copy = CopyMasking::Content,
             other => r.error(
                 c.line,
-                format!("mask.copy `{other}`: expected \"refuse\" (the default) or \"content\""),
+                format!(
+                    "mask.copy `{other}`: only \"refuse\" is supported (COPY of masked data cannot be masked)"
+                ),
             ),
         }
     }
