@@ -108,6 +108,26 @@ pub struct Table {
     pub columns: Vec<String>,
 }
 
+impl Table {
+    /// Adds one catalogue row (schema, table, column) to `tables`, which the
+    /// catalogue query returns ordered by table then column position.
+    pub(crate) fn push_column(
+        tables: &mut Vec<Table>,
+        schema: String,
+        name: String,
+        column: String,
+    ) {
+        match tables.last_mut() {
+            Some(t) if t.schema == schema && t.name == name => t.columns.push(column),
+            _ => tables.push(Table {
+                schema,
+                name,
+                columns: vec![column],
+            }),
+        }
+    }
+}
+
 /// A sample that failed.
 #[derive(Debug)]
 pub enum SampleError {

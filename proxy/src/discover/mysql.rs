@@ -130,14 +130,7 @@ impl Mysql {
             if !schemas.is_empty() && !schemas.contains(&schema) {
                 continue;
             }
-            match tables.last_mut() {
-                Some(t) if t.schema == schema && t.name == name => t.columns.push(column),
-                _ => tables.push(Table {
-                    schema,
-                    name,
-                    columns: vec![column],
-                }),
-            }
+            Table::push_column(&mut tables, schema, name, column);
         }
         Ok(tables)
     }

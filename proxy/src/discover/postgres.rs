@@ -110,14 +110,7 @@ impl Postgres {
             ) else {
                 continue; // `::text` of a name: cannot fail
             };
-            match tables.last_mut() {
-                Some(t) if t.schema == schema && t.name == name => t.columns.push(column),
-                _ => tables.push(Table {
-                    schema,
-                    name,
-                    columns: vec![column],
-                }),
-            }
+            Table::push_column(&mut tables, schema, name, column);
         }
         Ok(tables)
     }
