@@ -122,7 +122,6 @@ impl MaskSet {
             .chain(&self.tags)
             .map(|(_, m)| m.rule_id.clone())
             .collect();
-        ids.dedup();
         ids.sort_unstable();
         ids.dedup();
         ids

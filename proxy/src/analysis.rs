@@ -63,6 +63,13 @@ impl Statement {
     pub fn blocked(&self) -> bool {
         self.judgement.as_ref().is_some_and(|j| j.decision.block)
     }
+
+    /// Whether a mask rule applies to this statement's results.
+    pub fn masked(&self) -> bool {
+        self.judgement
+            .as_ref()
+            .is_some_and(|j| j.decision.masks.is_some())
+    }
 }
 
 /// A cached analysis: the facts and the dialect they were computed under

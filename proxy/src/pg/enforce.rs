@@ -272,7 +272,9 @@ enum Named {
 /// Unquoted names fold to lower case as PostgreSQL folds them.
 fn named_statement(normalized: &str) -> Option<Named> {
     let mut words = normalized.split_whitespace();
-    let verb = words.next()?.to_ascii_lowercase();
+    // Runs for every statement: compare the verb without allocating.
+    let verb = words.next()?;
+    let is = |v: &str| verb.eq_ignore_ascii_case(v);
     let clean = |w: &str| {
         let w = w.trim_end_matches(';');
         let w = w.split('(').next().unwrap_or(w);
@@ -282,11 +284,14 @@ fn named_statement(normalized: &str) -> Option<Named> {
             w.to_ascii_lowercase()
         }
     };
-    match verb.as_str() {
-        "declare" | "prepare" => words.next().map(|w| Named::Defines(clean(w))),
-        "execute" => words.next().map(|w| Named::Uses(clean(w))),
-        "fetch" | "move" => words.last().map(|w| Named::Uses(clean(w))),
-        _ => None,
+    if is("declare") || is("prepare") {
+        words.next().map(|w| Named::Defines(clean(w)))
+    } else if is("execute") {
+        words.next().map(|w| Named::Uses(clean(w)))
+    } else if is("fetch") || is("move") {
+        words.last().map(|w| Named::Uses(clean(w)))
+    } else {
+        None
     }
 }
 

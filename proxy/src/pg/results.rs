@@ -49,13 +49,19 @@ pub struct Shape {
 }
 
 impl Shape {
-    fn decode(body: &[u8]) -> Option<Shape> {
+    /// Names are needed only to match column masks: without `names` they
+    /// are left empty (no allocation per column per statement).
+    fn decode(body: &[u8], names: bool) -> Option<Shape> {
         let fields = rows::decode_row_description(body).ok()?;
         Some(Shape {
             cols: fields
                 .iter()
                 .map(|f| Col {
-                    name: String::from_utf8_lossy(f.name).into(),
+                    name: if names {
+                        String::from_utf8_lossy(f.name).into()
+                    } else {
+                        Box::default()
+                    },
                     type_oid: f.type_oid,
                     binary: f.is_binary(),
                 })
@@ -228,7 +234,7 @@ impl Results {
         } else {
             &mut self.statements
         };
-        match body.and_then(Shape::decode) {
+        match body.and_then(|b| Shape::decode(b, true)) {
             Some(shape) => {
                 if map.len() >= MAX_SHAPES && !map.contains_key(name) {
                     map.clear();
@@ -252,7 +258,7 @@ impl Results {
 
     /// A simple Query's RowDescription: the next rows are `stmt`'s.
     pub fn begin_simple(&mut self, stmt: Option<&Statement>, body: &[u8]) {
-        let shape = Shape::decode(body);
+        let shape = Shape::decode(body, stmt.is_some_and(Statement::masked));
         let formats = self.no_formats.clone();
         self.begin(stmt, shape.as_ref(), None, formats);
     }
@@ -303,9 +309,7 @@ impl Results {
     /// passed to [`Results::on_copy_data`].
     pub fn wants_copy_data(&self, len: usize) -> bool {
         match &self.plan {
-            Some(p) if p.copy && p.any_scan => {
-                len <= self.max_row && (p.watched() || self.in_budget(p.rows))
-            }
+            Some(p) if p.copy && p.any_scan => len <= self.max_row && self.wants(p),
             _ => false,
         }
     }
@@ -327,7 +331,6 @@ impl Results {
             self.summary.counts.merge(&counts);
         }
         self.check_limits(RowAction::Forward, &mut BytesMut::new())
-            .unwrap_or(RowAction::Forward)
     }
 
     /// Whether rows are being planned (a plan exists for the current result).
@@ -397,7 +400,7 @@ impl Results {
         let Some(p) = &self.plan else {
             return Ok(self.scan != ScanMode::Off);
         };
-        let want = p.needs_every_row() || (p.any_scan && self.in_budget(p.rows));
+        let want = self.wants(p);
         if want && len > self.max_row {
             if p.masks.is_some() {
                 return Err(RowError::TooLargeToMask {
@@ -412,14 +415,20 @@ impl Results {
 
     /// A DataRow the relay streams without inspecting.
     pub fn on_streamed_row(&mut self, len: usize) {
-        if let Some(p) = &mut self.plan {
-            if len > self.max_row
-                && (p.needs_every_row() || (p.any_scan && self.scan != ScanMode::Off))
-            {
+        if let Some(p) = &self.plan {
+            if len > self.max_row && self.wants(p) {
                 self.summary.unscanned_rows += 1;
             }
+        }
+        if let Some(p) = &mut self.plan {
             p.rows += 1;
         }
+    }
+
+    /// Whether `p`'s next row is one to inspect (masks and limits need every
+    /// row; counting needs the rows in the budget).
+    fn wants(&self, p: &Plan) -> bool {
+        p.needs_every_row() || (p.any_scan && self.in_budget(p.rows))
     }
 
     fn in_budget(&self, row: u64) -> bool {
@@ -434,22 +443,18 @@ impl Results {
     /// A whole DataRow `body`: counts, masks, limits. A replacement is
     /// appended to `out`.
     pub fn on_row(&mut self, body: &[u8], out: &mut BytesMut) -> Result<RowAction, RowError> {
+        let Some(row_index) = self.plan.as_ref().map(|p| p.rows) else {
+            return Ok(RowAction::Forward);
+        };
+        let in_budget = self.in_budget(row_index);
         let Some(p) = &mut self.plan else {
             return Ok(RowAction::Forward);
         };
-        let row_index = p.rows;
         p.rows += 1;
         if self.summary.cut.is_some() {
             return Ok(RowAction::Drop);
         }
-        let scan = p.any_scan
-            && (p.watched()
-                || match self.scan {
-                    ScanMode::Off => false,
-                    ScanMode::All => true,
-                    ScanMode::Sample => row_index.is_multiple_of(self.sample_every),
-                    ScanMode::First => row_index < self.first_rows,
-                });
+        let scan = p.any_scan && (p.watched() || in_budget);
         let scanner = &*self.scanner;
         let mut counts = Counts::new();
         let mut masked = 0u64;
@@ -507,18 +512,14 @@ impl Results {
             self.summary.counts.merge(&counts);
         }
         self.summary.masked += masked;
-        self.check_limits(action, out)
+        Ok(self.check_limits(action, out))
     }
 
     /// Applies the result's limits to what has left so far (this row
     /// included): a deny limit reached turns `action` into a drop.
-    fn check_limits(
-        &mut self,
-        action: RowAction,
-        out: &mut BytesMut,
-    ) -> Result<RowAction, RowError> {
+    fn check_limits(&mut self, action: RowAction, out: &mut BytesMut) -> RowAction {
         let Some(p) = &self.plan else {
-            return Ok(action);
+            return action;
         };
         for l in p.limits() {
             if self.summary.counts.get(l.kind) < l.threshold {
@@ -530,13 +531,13 @@ impl Results {
                     // The rewrite was appended: take it back.
                     out.clear();
                 }
-                return Ok(RowAction::Drop);
+                return RowAction::Drop;
             }
             if !self.summary.reached.iter().any(|r| r.rule_id == l.rule_id) {
                 self.summary.reached.push(l.clone());
             }
         }
-        Ok(action)
+        action
     }
 
     /// The current statement completed (or failed): its summary. The plan

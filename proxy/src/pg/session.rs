@@ -994,11 +994,7 @@ impl Upstream<'_> {
                                 // Only a masked statement's column names are
                                 // worth keeping (the rest is read from the
                                 // Bind's formats): remember which.
-                                let keep = stmt.as_ref().is_some_and(|s| {
-                                    s.judgement
-                                        .as_ref()
-                                        .is_some_and(|j| j.decision.masks.is_some())
-                                });
+                                let keep = stmt.as_deref().is_some_and(Statement::masked);
                                 if !keep {
                                     if portal {
                                         if let Some(p) = self.portals.get_mut(name) {
@@ -1114,9 +1110,7 @@ impl Upstream<'_> {
         portal: &[u8],
         stmt: Option<&Statement>,
     ) -> (Option<Box<ExecuteShape>>, bool) {
-        let masked = stmt
-            .and_then(|s| s.judgement.as_ref())
-            .is_some_and(|j| j.decision.masks.is_some());
+        let masked = stmt.is_some_and(Statement::masked);
         let Some(p) = self.portals.get_mut(portal) else {
             return (None, false);
         };
