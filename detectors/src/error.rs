@@ -20,6 +20,12 @@ pub enum Error {
     /// sqlparser found a different number of statements than the splitter.
     #[error("sqlparser read {parsed} statements where the splitter found one")]
     StatementCount { parsed: usize },
+    /// MySQL: a quote or comment opened inside a versioned (`/*!NNNNN`) or
+    /// MariaDB (`/*M!`) executable comment reaches past a `*/` where the
+    /// comment may end, so which text is code depends on the server's
+    /// version (see [`crate::lexer`]).
+    #[error("statement not parsed: a quote or comment crosses the end of a version-dependent executable comment (/*!NNNNN or /*M!), so what runs depends on the server version")]
+    VersionDependentComment,
     /// A fingerprint's text form is not 16 hex digits.
     #[error("not a fingerprint (16 hex digits): {text:?}")]
     BadFingerprint { text: String },

@@ -20,25 +20,25 @@
 //! |-------------------------------------------------------------------------|---------------|
 //! | `SELECT`, `VALUES`, `TABLE t`, `(SELECT …)`                             | `Select`      |
 //! | `SELECT … INTO t` (PostgreSQL: creates `t`)                             | `Ddl`         |
-//! | `SELECT … INTO OUTFILE/DUMPFILE` (MySQL)                                | `CopyOut`     |
+//! | MySQL `INTO OUTFILE/DUMPFILE` anywhere in a query (`SELECT … INTO OUTFILE … FROM t`, `SELECT … FROM t INTO OUTFILE …`, `(SELECT …) INTO OUTFILE`, `TABLE t INTO OUTFILE`); `SELECT … INTO @var` stays `Select` | `CopyOut` |
 //! | `DECLARE c CURSOR FOR SELECT …` (the cursor runs the query)             | `Select`      |
 //! | `INSERT`, `REPLACE` (MySQL)                                             | `Insert`      |
 //! | `UPDATE` / `DELETE` / `MERGE`                                           | same name     |
 //! | `WITH … <main>`: the main statement's operation, but a data-modifying CTE (`WITH d AS (DELETE …)`) wins when more destructive (Delete > Merge > Update > Insert > Select) | see left |
-//! | `COPY t FROM STDIN / 'file' / PROGRAM`, `LOAD DATA` (MySQL)             | `CopyIn`      |
+//! | `COPY t FROM STDIN / 'file' / PROGRAM`, MySQL `LOAD DATA [LOCAL] INFILE`, `LOAD XML [LOCAL] INFILE` (`LOCAL`, a client-side file, is not told apart) | `CopyIn` |
 //! | `COPY t TO …`, `COPY (query) TO …` (a data-modifying query wins as above) | `CopyOut`   |
-//! | `CREATE` / `ALTER` / `DROP` of anything but roles (tables, views, indexes, functions, schemas, extensions, sequences, types, `USER MAPPING`, …), `ALTER SYSTEM`, `TRUNCATE`, `IMPORT FOREIGN SCHEMA`, `CREATE TABLE AS`, `RENAME` (MySQL) | `Ddl` |
+//! | `CREATE` / `ALTER` / `DROP` of anything but roles (tables, views, indexes, functions, schemas, extensions, sequences, types, `USER MAPPING`, MySQL `PROCEDURE`/`FUNCTION`/`TRIGGER`/`EVENT` with their `BEGIN … END` bodies, …), `ALTER SYSTEM`, `TRUNCATE`, `IMPORT FOREIGN SCHEMA`, `CREATE TABLE AS`, `RENAME` (MySQL) | `Ddl` |
 //! | `GRANT`, `REVOKE`, `CREATE/ALTER/DROP ROLE/USER/GROUP`, `ALTER DEFAULT PRIVILEGES`, `REASSIGN OWNED`, `DROP OWNED`, `SET [SESSION/LOCAL] ROLE`, `SET SESSION AUTHORIZATION`, `RESET ROLE`, `RESET SESSION AUTHORIZATION`, `SET PASSWORD` (MySQL) | `Dcl` |
 //! | `BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ROLLBACK`, `ABORT`, `SAVEPOINT`, `RELEASE`, `PREPARE TRANSACTION`, `COMMIT/ROLLBACK PREPARED`, `SET TRANSACTION`, `SET CONSTRAINTS`, `SET SESSION CHARACTERISTICS`, `XA` (MySQL) | `Transaction` |
-//! | `SET`, `RESET`, `DISCARD`, `USE` (MySQL)                                | `Set`         |
-//! | `SHOW`, `DESCRIBE t` (MySQL)                                            | `Show`        |
-//! | `CALL` / `DO`                                                           | `Call` / `Do` |
-//! | `PREPARE name AS …` / `EXECUTE` / `DEALLOCATE`                          | `Prepare` / `Execute` / `Deallocate` |
+//! | `SET`, `RESET`, `DISCARD`; MySQL `USE db`, `SET NAMES`, `SET @v = …`, `SET @@[session.]v = …` | `Set` |
+//! | `SHOW` (MySQL `SHOW GRANTS`, `SHOW DATABASES`, `SHOW [FULL] COLUMNS FROM t`, …), MySQL `DESCRIBE t` / `DESC t` | `Show` |
+//! | `CALL` / `DO` (PostgreSQL's code block; MySQL's `DO expr`)              | `Call` / `Do` |
+//! | `PREPARE name AS …` (MySQL `PREPARE name FROM '…'`) / `EXECUTE` / `DEALLOCATE [PREPARE]` | `Prepare` / `Execute` / `Deallocate` |
 //! | `LISTEN`, `UNLISTEN` / `NOTIFY`                                         | `Listen` / `Notify` |
 //! | `EXPLAIN …`; but `EXPLAIN ANALYZE` of INSERT/UPDATE/DELETE/MERGE runs it, so it reports that operation | `Explain` |
 //! | `VACUUM`, `ANALYZE`, `CHECKPOINT`, `REINDEX`, `CLUSTER`, `LOAD`, `FETCH`, `MOVE`, `CLOSE`, `COMMENT`, `SECURITY LABEL`, `REFRESH MATERIALIZED VIEW`, `LOCK`, MySQL `FLUSH`/`KILL`/`OPTIMIZE`/`LOCK TABLES`/… | `Utility` |
 //! | nothing but comments / whitespace                                       | `Empty`       |
-//! | anything else                                                           | `Unknown`     |
+//! | anything else, including MariaDB's stand-alone compound statements (`BEGIN NOT ATOMIC …`, `IF …`, `l: LOOP …`), which may run anything | `Unknown` |
 //!
 //! # Tables
 //!
@@ -48,7 +48,39 @@
 //! match them with [`name_matches`]). CTE names are not tables, except
 //! where PostgreSQL never resolves a CTE (the target of
 //! INSERT/UPDATE/DELETE/MERGE); a CTE only hides a same-named table where it
-//! is in scope (a non-recursive CTE does not see itself).
+//! is in scope (a non-recursive CTE does not see itself). MySQL also
+//! reports the table of `SHOW CREATE TABLE/VIEW t` and `SHOW COLUMNS FROM
+//! t`, and `LOAD DATA … INTO TABLE t`. An unqualified name is reported as
+//! written: which schema it resolves to (`USE mysql; SELECT * FROM user`,
+//! PostgreSQL's `search_path`) is the session's, not the statement's.
+//!
+//! # MySQL
+//!
+//! Lexing follows the server's (see [`crate::lexer`]): `#` and `-- `
+//! comments, backticks, backslash escapes unless `NO_BACKSLASH_ESCAPES`,
+//! `"…"` as identifiers under `ANSI_QUOTES`, `@var`/`@@var`. Executable
+//! comments `/*! … */`, `/*!NNNNN … */` and MariaDB's `/*M! … */` are
+//! read as the code they are: their markers are dropped from the
+//! normalised text and the skeleton, so tables, calls and every signal see
+//! inside them (`… /*!50000 UNION SELECT … FROM mysql.user */`). Where a
+//! versioned or `/*M!` comment's extent depends on the server version
+//! (a quote or comment inside it reaches past its `*/`), the statement is
+//! not parsed (`parse_error`), and the keyword scan reads text that the
+//! lexer left no quote or comment to hide (everything either server could
+//! run shows). The splitter keeps `CREATE PROCEDURE/FUNCTION/TRIGGER/
+//! EVENT … BEGIN …; …; END` (and nested IF/CASE/LOOP/WHILE/REPEAT blocks)
+//! as one statement, as the server does.
+//!
+//! The skeleton is parsed with sqlparser's MySQL dialect, after rewriting
+//! `LOCK IN SHARE MODE` to its equivalent `FOR SHARE`. Client and sysbench
+//! statements parse (`SET NAMES`, `SET @@session.x`, `SELECT @@version_
+//! comment LIMIT 1`, `SHOW …`, `USE`, `START TRANSACTION READ ONLY`,
+//! `KILL n`, `LIMIT o, n`, `INSERT … SET`, `ON DUPLICATE KEY UPDATE`,
+//! `STRAIGHT_JOIN`, `->>`, …). These do not, and get keyword-scan facts
+//! with a `parse_error`: `INTO OUTFILE/DUMPFILE`, `LOAD DATA/XML`, stored
+//! program definitions with a `BEGIN … END` body, `PREPARE s FROM '…'`
+//! (deliberately: the statement it prepares is a string literal the
+//! firewall cannot see, so it must not pass as checked), and `DO expr`.
 //!
 //! # Shape facts and signals
 //!
@@ -66,12 +98,12 @@
 //! | `TAUTOLOGY` | an operand of any OR (WHERE, HAVING, JOIN ON, subqueries, CASE…) that is constant and not a null test: `OR 1=1`, `OR 'a'='a'`, `OR 1`, `OR NOT false`, `OR 1 IN (1)`, `OR 'x' LIKE '%'`. Not `$1 IS NULL OR col = $1` (ORM idiom), not `WHERE 1=1` without OR. MySQL: a constant after `\|\|` | `OR` (MySQL also `\|\|`) followed by a run of constants that is not a null test |
 //! | `UNION_SELECT` | a UNION branch after the first with no FROM, a constant-only projection (`NULL, 1`), or a catalog relation (see below); not INTERSECT/EXCEPT | `UNION [ALL] SELECT` with no FROM or a constant projection; any UNION plus a catalog relation |
 //! | `COMMENT_TRUNCATION` | the normalised text ends in [`crate::fingerprint::TRUNCATION_MARKER`]: a `--`/`#` comment with no line break after it, or an unterminated `/*`, after a token of the statement | same |
-//! | `TIME_DELAY` | a call of `pg_sleep`, `pg_sleep_for`, `pg_sleep_until`, `sleep`, `benchmark` (any schema) | same, on the scanned calls |
+//! | `TIME_DELAY` | a call of `pg_sleep`, `pg_sleep_for`, `pg_sleep_until`, `sleep`, `benchmark` (any schema; also inside MySQL executable comments). Not `get_lock` (applications use it as an advisory lock) | same, on the scanned calls |
 //! | `FILE_ACCESS` | a call of `pg_read_file`, `pg_read_binary_file`, `pg_ls_dir`/`logdir`/`waldir`/`tmpdir`/`archive_statusdir`, `pg_stat_file`, `lo_import`, `lo_export`, `pg_file_write`/`rename`/`unlink`, `load_file`; `COPY … FROM/TO 'file'`; PostgreSQL `LOAD 'lib'`; MySQL `INTO OUTFILE/DUMPFILE`, `LOAD DATA [LOCAL] INFILE`, `LOAD XML` | same (keywords are read from tokens in both cases) |
 //! | `PROGRAM_EXEC` | `COPY … FROM/TO PROGRAM` | same |
 //! | `NETWORK_ACCESS` | a call whose name starts with `dblink` | same |
-//! | `CATALOG_PROBE` | a relation `information_schema.*`; PostgreSQL `pg_class`, `pg_attribute`, `pg_namespace`, `pg_tables`, `pg_views`, `pg_roles`, `pg_user`, `pg_database`, `pg_proc`, `pg_settings`, `pg_stat_activity`, `pg_indexes`, `pg_stat_statements`, bare or `pg_catalog.`-qualified; MySQL `mysql.*`, `performance_schema.*`, `sys.*` (qualified only) | same, on the scanned relations |
-//! | `CATALOG_SECRET` | PostgreSQL `pg_shadow`, `pg_authid`, `pg_user_mapping(s)`, `pg_largeobject` (bare or `pg_catalog.`); MySQL `mysql.user`. Not also CATALOG_PROBE | same |
+//! | `CATALOG_PROBE` | a relation `information_schema.*` (MySQL: any case, quoted or not: `` `INFORMATION_SCHEMA`.`TABLES` ``); PostgreSQL `pg_class`, `pg_attribute`, `pg_namespace`, `pg_tables`, `pg_views`, `pg_roles`, `pg_user`, `pg_database`, `pg_proc`, `pg_settings`, `pg_stat_activity`, `pg_indexes`, `pg_stat_statements`, bare or `pg_catalog.`-qualified; MySQL `mysql.*`, `performance_schema.*`, `sys.*` (qualified only) | same, on the scanned relations |
+//! | `CATALOG_SECRET` | PostgreSQL `pg_shadow`, `pg_authid`, `pg_user_mapping(s)`, `pg_largeobject` (bare or `pg_catalog.`); MySQL `mysql.user`, `mysql.global_priv` (MariaDB's password store), `mysql.slave_master_info` (the replication password), `mysql.servers` (FEDERATED passwords), qualified only. Not also CATALOG_PROBE | same |
 //! | `ENCODED_LITERAL` | a call of `chr`, `char`, `decode`, `convert_from`, `unhex`, `from_base64` (any schema) | same |
 //!
 //! Names compare as normalised (a quoted `"PG_SHADOW"` is another
@@ -85,7 +117,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use serde::{Deserialize, Serialize};
 use sqlparser::ast::{
     CommentObject, CopySource, Expr, FromTable, GrantObjects, Ident, ObjectName, ObjectNamePart,
-    ObjectType, Query, Select, SetExpr, Statement, TableFactor, TableObject, Visit, Visitor,
+    ObjectType, Query, Select, SetExpr, ShowCreateObject, Statement, TableFactor, TableObject,
+    Visit, Visitor,
 };
 use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect};
 use sqlparser::parser::Parser;
@@ -353,9 +386,16 @@ fn analyze_statement(stmt: &str, opts: LexOptions) -> StatementFacts {
     let tokens: Vec<Token<'_>> = Lexer::new(stmt, opts)
         .filter(|t| t.kind.is_significant())
         .collect();
-    let operation = classify(&tokens, opts.dialect, 0);
-    let parse_text = skeleton(stmt, opts);
-    let limit = if parse_text.len() > MAX_ANALYZED_LEN {
+    let operation = classify_statement(&tokens, opts.dialect);
+    let mut parse_text = skeleton(stmt, opts);
+    if opts.dialect == Dialect::MySql {
+        parse_text = mysql_parse_text(parse_text);
+    }
+    let limit = if tokens.iter().any(|t| t.kind == TokenKind::Ambiguous) {
+        // Which text is code depends on the server's version (see the
+        // lexer's module docs): no single parse is right.
+        Err(Error::VersionDependentComment)
+    } else if parse_text.len() > MAX_ANALYZED_LEN {
         Err(Error::TooLong {
             len: parse_text.len(),
             max: MAX_ANALYZED_LEN,
@@ -404,6 +444,68 @@ fn analyze_statement(stmt: &str, opts: LexOptions) -> StatementFacts {
         limited: shape.limited,
         signals: shape.signals,
     }
+}
+
+/// MySQL spellings sqlparser does not accept, rewritten in the skeleton to
+/// an equivalent it does: `LOCK IN SHARE MODE` → `FOR SHARE` (the same lock
+/// since MySQL 8.0). Words inside quoted identifiers are left alone, so the
+/// rewrite is a function of the normalised text like the skeleton itself.
+fn mysql_parse_text(skeleton: String) -> String {
+    const FROM: &str = "lock in share mode";
+    const TO: &str = "for share";
+    if !skeleton.contains(FROM) {
+        return skeleton;
+    }
+    let b = skeleton.as_bytes();
+    let mut out = String::with_capacity(skeleton.len());
+    let mut quote: Option<u8> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == b'`' || c == b'"' => quote = Some(c),
+            None => {
+                let word_start = i == 0 || !is_word_byte(b[i - 1]);
+                let end = i + FROM.len();
+                let word_end = b.get(end).is_none_or(|&n| !is_word_byte(n));
+                if word_start && word_end && skeleton.get(i..end) == Some(FROM) {
+                    out.push_str(&skeleton[copied..i]);
+                    out.push_str(TO);
+                    copied = end;
+                    i = end;
+                    continue;
+                }
+            }
+        }
+        i += 1;
+    }
+    out.push_str(&skeleton[copied..]);
+    out
+}
+
+fn is_word_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b'@' || c >= 0x80
+}
+
+/// The operation of a whole statement: [`classify`], except that a MySQL
+/// query writing `INTO OUTFILE` / `INTO DUMPFILE` anywhere (after a
+/// parenthesised query, `TABLE t`, `VALUES …`) exports to a server file.
+fn classify_statement(toks: &[Token<'_>], dialect: Dialect) -> Operation {
+    let op = classify(toks, dialect, 0);
+    if dialect == Dialect::MySql && op == Operation::Select && writes_server_file(toks) {
+        Operation::CopyOut
+    } else {
+        op
+    }
+}
+
+/// MySQL `INTO OUTFILE` / `INTO DUMPFILE` anywhere in `toks`.
+pub(crate) fn writes_server_file(toks: &[Token<'_>]) -> bool {
+    toks.windows(2)
+        .any(|w| w[0].is_word("into") && (w[1].is_word("outfile") || w[1].is_word("dumpfile")))
 }
 
 fn sort_dedup(v: &mut Vec<String>) {
@@ -536,6 +638,8 @@ fn classify(toks: &[Token<'_>], dialect: Dialect, depth: usize) -> Operation {
         "grant" | "revoke" | "reassign" => Operation::Dcl,
         "prepare" if w(1, "transaction") => Operation::Transaction,
         "prepare" => Operation::Prepare,
+        // MariaDB's anonymous block runs any statements.
+        "begin" if mysql && w(1, "not") => Operation::Unknown,
         "begin" | "start" | "commit" | "end" | "rollback" | "abort" | "savepoint" | "release"
         | "xa" => Operation::Transaction,
         "execute" => Operation::Execute,
@@ -1146,6 +1250,10 @@ impl Visitor for Collector {
                 }
             }
             Statement::Call(f) => self.functions.push(object_name(&f.name)),
+            Statement::ShowCreate {
+                obj_type: ShowCreateObject::Table | ShowCreateObject::View,
+                obj_name,
+            } => self.add_table(obj_name),
             _ => {}
         }
         std::ops::ControlFlow::Continue(())

@@ -78,7 +78,10 @@ impl<'de> Deserialize<'de> for Fingerprint {
 /// Normalised statement text.
 ///
 /// Comments are removed (`--`, `#` in MySQL, nested `/* */`; MySQL's
-/// executable `/*! */` comments are kept as code because MySQL runs them).
+/// executable `/*! */`, `/*!NNNNN */` and `/*M! */` comments lose their
+/// markers and keep their content as code, because the server runs it; a
+/// [`TokenKind::Ambiguous`] opener is written as a quoted identifier,
+/// `` `'` ``, so the text still reads back as the same tokens).
 /// Tokens are re-joined with canonical spacing, so `a=1` and `a = 1`
 /// normalise alike: one space between tokens except after `(`, `[`, `.`,
 /// `::` and before `)`, `]`, `,`, `.`, `::`, `;`, and before a `(` that
@@ -268,6 +271,10 @@ fn wants_number(word: &str) -> bool {
         "top",
         "auto_increment",
         "all",
+        // MySQL: KILL [CONNECTION | QUERY] id
+        "kill",
+        "connection",
+        "query",
     ];
     WORDS.iter().any(|w| w.eq_ignore_ascii_case(word))
 }
@@ -428,6 +435,13 @@ impl Normalizer {
             TokenKind::Comma => self.emit(tok.text, Prev::Comma, false),
             TokenKind::Dot => self.emit(tok.text, Prev::Dot, false),
             TokenKind::Other => self.emit(tok.text, Prev::Other, false),
+            TokenKind::Ambiguous => {
+                // As a backtick-quoted identifier (`'`, `--`): a bare quote
+                // would pair with a later one and read back as a different
+                // token, and the normalised text must determine the tokens.
+                let quoted = format!("`{}`", tok.text.replace('`', "``"));
+                self.emit(&quoted, Prev::QuotedIdent, false)
+            }
             TokenKind::Whitespace | TokenKind::Comment | TokenKind::Semicolon => {}
         }
     }

@@ -1,10 +1,64 @@
 //! The single-pass SQL lexer that normalisation, splitting and keyword
 //! classification share. It owns the dialect's quoting and comment rules
-//! (PostgreSQL: `E''` escapes, `standard_conforming_strings`, dollar quoting,
-//! nested block comments; MySQL: backticks, `#` comments, backslash escapes,
-//! `/*! … */` executable comments). It must never allocate, panic or reject
-//! input: every byte sequence yields tokens that cover it exactly, so callers
-//! can slice the source by token spans and hand the rest to a real parser.
+//! and must never allocate, panic or reject input: every byte sequence
+//! yields tokens that cover it exactly, so callers can slice the source by
+//! token spans and hand the rest to a real parser.
+//!
+//! # PostgreSQL
+//!
+//! `E''` escapes, `standard_conforming_strings`, `U&` strings and
+//! identifiers, dollar quoting, nested block comments, `$1` parameters and
+//! PostgreSQL's operator-splitting rules.
+//!
+//! # MySQL / MariaDB
+//!
+//! Modelled on the server's own lexer (`sql_lex.cc`), because a firewall
+//! that reads a statement differently from the server can be walked past:
+//!
+//! - `` `…` `` identifiers (a doubled backtick is one; no backslash escape);
+//!   `"…"` strings, or identifiers under [`LexOptions::ansi_quotes`].
+//! - `'…'` / `"…"` strings (also `N'…'`, `_charset'…'`): a doubled quote is
+//!   one, and `\` escapes the next byte unless
+//!   [`LexOptions::no_backslash_escapes`]. `X'…'`, `B'…'`, `0x…`, `0b…`.
+//! - Comments: `#` and `-- ` to the next `\n` only (a `\r` does not end
+//!   them); `--` opens a comment only before whitespace, a control
+//!   character or the end (`1--1` is `1 - -1`); `/* … */` does not nest.
+//! - Executable comments, whose content the server runs as code: `/*! … */`
+//!   (every MySQL and MariaDB), `/*!NNNNN … */` (a 5- or 6-digit version:
+//!   code only on servers at least that new; MariaDB also skips
+//!   50700–99999), and MariaDB's `/*M! … */` / `/*M!NNNNNN … */` (a plain
+//!   comment to MySQL). Their markers are [`TokenKind::Whitespace`] and the
+//!   content is lexed as code. Whether a versioned or `/*M!` comment is
+//!   code depends on the server, which the lexer does not know; reading its
+//!   content as code shows everything either reading can run, *unless* a
+//!   quote or comment opened inside it reaches past a `*/` (`/*!99999 ' */
+//!   union … -- '`): there the two readings disagree about what is code.
+//!   Until the lexer has passed the last `*/` either reading could stop at,
+//!   [`crate::split_statements`] does not split at a `;`, and a string,
+//!   quoted identifier or comment spanning a `*/` is cut to its opener
+//!   as a [`TokenKind::Ambiguous`] token, what it would have hidden being
+//!   lexed as code. From that cut to the end of input the readings
+//!   disagree about where every later literal and comment ends (the newer
+//!   server's string closes at the quote the older one opens a string
+//!   with), so lexing turns *flat*: every quote and comment opener is an
+//!   `Ambiguous` token (decided without scanning, so this stays linear), no
+//!   text is hidden, and no `;` splits. Legitimate executable comments
+//!   (mysqldump's `/*!40101 SET NAMES utf8mb4 */`) never cut. The facts of
+//!   a statement with a cut carry a `parse_error`, and its normalised text
+//!   shows each cut opener as a quoted identifier (`` `'` ``) and the
+//!   literal text after the cut as code.
+//! - `@var` and `@@[session.]var` are one [`TokenKind::Word`]; `?` is a
+//!   parameter; identifiers may start with a digit (`1st`) or `$`.
+//! - A `;` ends the executable-comment state, as the server restarts its
+//!   lexer for each statement of a multi-statement text.
+//!
+//! Not modelled: the other SQL modes (`PIPES_AS_CONCAT`, where `||`
+//! concatenates and TAUTOLOGY over-reports; `HIGH_NOT_PRECEDENCE`;
+//! `IGNORE_SPACE`); `\N` (a stray `\` and the word `N`); character sets
+//! other than UTF-8 (the caller decodes the connection's `character_set_
+//! client` first, so a GBK/SJIS trail byte `0x5c` never reaches the lexer
+//! as a backslash); optimizer hints `/*+ … */` (a comment, as the hint
+//! scanner also ends them at the first `*/`).
 
 /// The SQL dialect whose lexical rules apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -12,14 +66,23 @@ pub enum Dialect {
     /// PostgreSQL: the complete dialect.
     #[default]
     Postgres,
-    /// MySQL / MariaDB: lexing is designed for it (backticks, `#` comments,
-    /// backslash escapes, executable comments); analysis is best effort.
-    /// `ANSI_QUOTES` and `NO_BACKSLASH_ESCAPES` are not modelled yet.
+    /// MySQL and MariaDB: the lexical rules in the module docs, with the
+    /// session's `NO_BACKSLASH_ESCAPES` and `ANSI_QUOTES` modes from
+    /// [`LexOptions`]; statement facts are best effort where sqlparser's
+    /// MySQL dialect stops (see [`crate::facts`]).
     MySql,
 }
 
 /// What the lexer must know about the session to read string literals the
-/// way the server will.
+/// way the server will. Each dialect reads only its own fields; the others
+/// are ignored, so `LexOptions { dialect: Dialect::MySql, ..pg_options }`
+/// gets MySQL's defaults for the MySQL fields as long as `pg_options` left
+/// them at theirs.
+///
+/// The MySQL fields are named after the SQL modes and default to `false`
+/// (the server's default) in both constructors. `standard_conforming_strings`
+/// is deliberately not reused for `NO_BACKSLASH_ESCAPES`: its default is
+/// `true`, which would silently turn MySQL's backslash escapes off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LexOptions {
     pub dialect: Dialect,
@@ -27,15 +90,26 @@ pub struct LexOptions {
     /// proxy tracks). When off, a backslash escapes the next character even
     /// in a plain `'…'` literal, so `'\''` is one literal, not one and a half:
     /// lexing it the other way would let a quote hide the rest of a statement.
+    /// Ignored for MySQL.
     pub standard_conforming_strings: bool,
+    /// MySQL's `NO_BACKSLASH_ESCAPES` SQL mode. The server reports it in the
+    /// status flags of every OK and EOF packet
+    /// (`SERVER_STATUS_NO_BACKSLASH_ESCAPES`, `0x0200`), so the proxy can
+    /// keep this in step. When set, `\` is an ordinary character in `'…'`
+    /// and `"…"`: `'\'` is a whole literal, and `'\'; drop table t; -- '` is
+    /// two statements rather than one. Ignored for PostgreSQL.
+    pub no_backslash_escapes: bool,
+    /// MySQL's `ANSI_QUOTES` SQL mode (also implied by `ANSI`): `"…"` is an
+    /// identifier, not a string. No status flag reports it; the proxy must
+    /// learn `sql_mode` another way (session tracking of the `sql_mode`
+    /// system variable, or reading `@@sql_mode` after a `SET`). Ignored for
+    /// PostgreSQL.
+    pub ansi_quotes: bool,
 }
 
 impl Default for LexOptions {
     fn default() -> Self {
-        Self {
-            dialect: Dialect::Postgres,
-            standard_conforming_strings: true,
-        }
+        Self::for_dialect(Dialect::Postgres)
     }
 }
 
@@ -45,6 +119,17 @@ impl LexOptions {
         Self {
             dialect,
             standard_conforming_strings: true,
+            no_backslash_escapes: false,
+            ansi_quotes: false,
+        }
+    }
+
+    /// Whether `\` escapes the next byte inside a plain `'…'` literal (and,
+    /// in MySQL, a `"…"` one).
+    fn backslash_escapes(self) -> bool {
+        match self.dialect {
+            Dialect::Postgres => !self.standard_conforming_strings,
+            Dialect::MySql => !self.no_backslash_escapes,
         }
     }
 }
@@ -52,14 +137,15 @@ impl LexOptions {
 /// What a token is; literals are not decoded, only delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
-    /// Spaces, tabs, newlines; also MySQL's `/*!…` and `*/` executable
-    /// comment markers, whose content is code.
+    /// Spaces, tabs, newlines; also MySQL's executable-comment markers
+    /// (`/*!`, `/*!50700`, `/*M!`, and the `*/` closing one), whose content
+    /// is code.
     Whitespace,
     /// `-- …`, `# …` (MySQL) and `/* … */` (nested in PostgreSQL).
     Comment,
-    /// An unquoted identifier or keyword.
+    /// An unquoted identifier or keyword; MySQL `@var` / `@@var`.
     Word,
-    /// `"…"`, `U&"…"`, or MySQL's `` `…` ``.
+    /// `"…"`, `U&"…"`, or MySQL's `` `…` `` (and `"…"` under `ANSI_QUOTES`).
     QuotedIdent,
     /// Every quoted literal form: `'…'`, `E'…'`, `U&'…'`, `B'…'`, `X'…'`,
     /// `N'…'`, `$tag$…$tag$`, and MySQL's `"…"`.
@@ -81,6 +167,13 @@ pub enum TokenKind {
     Semicolon,
     /// A byte no rule claims (a lone `$`, a stray backslash).
     Other,
+    /// MySQL: the opener (`'`, `N'`, `"`, `` ` ``, `#`, `--`, `/*`) of a
+    /// string, quoted identifier or comment that would span a `*/` where a
+    /// version-dependent executable comment may end, or of any such opener
+    /// after one (see the module docs). Where it ends depends on the
+    /// server's version, so the lexer reads neither way: the rest is lexed
+    /// as code, and a statement holding one is not parsed.
+    Ambiguous,
 }
 
 impl TokenKind {
@@ -115,15 +208,38 @@ impl Token<'_> {
     }
 }
 
+/// Digits of a MySQL executable comment's version: `50700` (MySQL up to
+/// 8.0), `100610` (MariaDB, MySQL 8.1 and later).
+const MIN_VERSION_DIGITS: usize = 5;
+const MAX_VERSION_DIGITS: usize = 6;
+
 /// Iterator over the tokens of one SQL string.
 #[derive(Debug, Clone)]
 pub struct Lexer<'a> {
     src: &'a str,
     pos: usize,
     opts: LexOptions,
-    /// Inside a MySQL `/*! … */` executable comment.
+    /// Inside a MySQL executable comment (`/*!`, `/*!NNNNN`, `/*M!`).
     in_exec_comment: bool,
+    /// MySQL: the farthest point at which a server that reads a
+    /// version-dependent executable comment as a comment resumes reading
+    /// code (just past its `*/`). Before it, a token spanning a `*/` is
+    /// [`TokenKind::Ambiguous`].
+    version_split_until: Option<usize>,
+    /// MySQL: a token was cut to [`TokenKind::Ambiguous`]: from here to the
+    /// end of input every quote or comment opener is cut too, since the
+    /// readings disagree about where each literal and comment ends.
+    flat: bool,
+    /// Bytes the comment-reading scans of executable comments may still
+    /// read (see [`comment_end`]): linear in the input however many
+    /// comments it opens.
+    scan_budget: usize,
 }
+
+/// How many times the input's length the executable-comment scans may
+/// read in total before the lexer assumes the worst (every `*/` up to the
+/// end may end a comment).
+const EXEC_COMMENT_SCAN_FACTOR: usize = 4;
 
 impl<'a> Lexer<'a> {
     pub fn new(src: &'a str, opts: LexOptions) -> Self {
@@ -132,7 +248,17 @@ impl<'a> Lexer<'a> {
             pos: 0,
             opts,
             in_exec_comment: false,
+            version_split_until: None,
+            flat: false,
+            scan_budget: src.len().saturating_mul(EXEC_COMMENT_SCAN_FACTOR),
         }
+    }
+
+    /// Whether offset `at` lies where a version-dependent executable
+    /// comment may still be open (so a `;` there may be code to one server
+    /// and comment text to another).
+    pub(crate) fn version_dependent_at(&self, at: usize) -> bool {
+        self.flat || self.version_split_until.is_some_and(|until| at < until)
     }
 
     fn byte(&self, at: usize) -> Option<u8> {
@@ -171,10 +297,13 @@ impl<'a> Lexer<'a> {
         self.token(TokenKind::Whitespace, i, true)
     }
 
+    /// PostgreSQL ends a line comment at `\n` or `\r`; MySQL at `\n` only
+    /// (and at a NUL byte, where its scanner stops too).
     fn lex_line_comment(&mut self) -> Token<'a> {
         let b = self.src.as_bytes();
+        let mysql = self.mysql();
         let mut i = self.pos;
-        while i < b.len() && b[i] != b'\n' && b[i] != b'\r' {
+        while i < b.len() && b[i] != b'\n' && (if mysql { b[i] != 0 } else { b[i] != b'\r' }) {
             i += 1;
         }
         self.token(TokenKind::Comment, i, true)
@@ -202,13 +331,34 @@ impl<'a> Lexer<'a> {
         self.token(TokenKind::Comment, b.len(), false)
     }
 
-    /// `/*!` or `/*!50700`: the content up to `*/` is executed by MySQL,
-    /// so it is lexed as code rather than hidden as a comment.
+    /// MySQL `/*!`, `/*!NNNNN`, `/*M!`, `/*M!NNNNNN`: the marker (a
+    /// whitespace token); the content up to `*/` is lexed as code. A
+    /// version, or MariaDB's `M`, makes whether it is code depend on the
+    /// server: note where the comment readings of it end.
     fn lex_exec_comment_open(&mut self) -> Token<'a> {
         let b = self.src.as_bytes();
-        let mut i = self.pos + 3;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
+        let mariadb = b.get(self.pos + 2) == Some(&b'M');
+        let mut i = self.pos + if mariadb { 4 } else { 3 };
+        let digits = b
+            .get(i..)
+            .unwrap_or(&[])
+            .iter()
+            .take(MAX_VERSION_DIGITS)
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        let versioned = digits >= MIN_VERSION_DIGITS;
+        if versioned {
+            i += digits;
+        }
+        if versioned || mariadb {
+            // MySQL reads `/*M!` as a plain comment (no nesting); a server
+            // too old for the version skips it allowing one nested `/* */`.
+            let ends = [
+                comment_end(b, i, false, &mut self.scan_budget),
+                comment_end(b, i, true, &mut self.scan_budget),
+            ];
+            let farthest = ends.into_iter().flatten().max();
+            self.version_split_until = self.version_split_until.max(farthest);
         }
         self.in_exec_comment = true;
         self.token(TokenKind::Whitespace, i, true)
@@ -241,6 +391,35 @@ impl<'a> Lexer<'a> {
             }
         }
         self.token(kind, b.len(), false)
+    }
+
+    /// MySQL `"…"`: a string, or an identifier under `ANSI_QUOTES`.
+    fn lex_mysql_double_quote(&mut self) -> Token<'a> {
+        if self.opts.ansi_quotes {
+            self.lex_quoted(TokenKind::QuotedIdent, self.pos, b'"', false)
+        } else {
+            let backslash = self.opts.backslash_escapes();
+            self.lex_quoted(TokenKind::String, self.pos, b'"', backslash)
+        }
+    }
+
+    /// MySQL `@@name` (system variable, `@@session.x` continues with a dot)
+    /// or `@name` (user variable) as one word; a lone `@` (`'u'@'host'`) is
+    /// an operator.
+    fn lex_variable(&mut self) -> Token<'a> {
+        let b = self.src.as_bytes();
+        let mut i = self.pos + 1;
+        if b.get(i) == Some(&b'@') {
+            i += 1;
+        }
+        let name = i;
+        while i < b.len() && is_ident_cont(b[i], true) {
+            i += 1;
+        }
+        if i == name {
+            return self.token(TokenKind::Operator, self.pos + 1, true);
+        }
+        self.token(TokenKind::Word, i, true)
     }
 
     /// `$tag$ … $tag$` (tag possibly empty), or `$1`, or a lone `$`.
@@ -388,7 +567,9 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    /// PostgreSQL: `--` always; MySQL: `--` followed by whitespace or end.
+    /// PostgreSQL: `--` always; MySQL: `--` followed by whitespace, a
+    /// control character or the end (the server's `my_isspace ||
+    /// my_iscntrl`).
     fn starts_line_comment(&self, at: usize) -> bool {
         let b = self.src.as_bytes();
         if b.get(at) != Some(&b'-') || b.get(at + 1) != Some(&b'-') {
@@ -397,24 +578,69 @@ impl<'a> Lexer<'a> {
         self.pg()
             || match b.get(at + 2) {
                 None => true,
-                Some(c) => is_space(*c),
+                Some(&c) => is_space(c) || c < 0x20 || c == 0x7f,
             }
     }
-}
 
-impl<'a> Iterator for Lexer<'a> {
-    type Item = Token<'a>;
+    /// MySQL: a string, quoted identifier or comment that spans a `*/` a
+    /// version-dependent executable comment may end at is cut to its
+    /// opener, and lexing turns flat (see the module docs); past the last
+    /// such `*/`, nothing is cut.
+    fn settle_version_split(&mut self, tok: Token<'a>) -> Token<'a> {
+        let Some(until) = self.version_split_until else {
+            return tok;
+        };
+        if tok.start >= until {
+            self.version_split_until = None;
+            return tok;
+        }
+        let may_hide = matches!(
+            tok.kind,
+            TokenKind::String | TokenKind::QuotedIdent | TokenKind::Comment
+        );
+        if may_hide && spans_comment_close(self.src.as_bytes(), tok.start, tok.end(), until) {
+            self.flat = true;
+            self.pos = tok.start;
+            let len = self.hiding_opener_len(tok.start).unwrap_or(1);
+            return self.token(TokenKind::Ambiguous, tok.start + len, true);
+        }
+        tok
+    }
 
-    fn next(&mut self) -> Option<Token<'a>> {
+    /// The length of the string, quoted identifier or comment opener at
+    /// `at` (`'`, `N'`, `` ` ``, `#`, `-- `'s `--`, `/*`), if there is one:
+    /// decided without scanning what it opens, so flat lexing stays linear.
+    fn hiding_opener_len(&self, at: usize) -> Option<usize> {
+        let next = self.byte(at + 1);
+        match self.byte(at)? {
+            b'\'' | b'"' | b'`' | b'#' => Some(1),
+            b'-' if self.starts_line_comment(at) => Some(2),
+            b'/' if next == Some(b'*') => Some(2),
+            b'b' | b'B' | b'x' | b'X' | b'n' | b'N' if next == Some(b'\'') => Some(2),
+            _ => None,
+        }
+    }
+
+    fn lex_token(&mut self) -> Option<Token<'a>> {
         let b = self.src.as_bytes();
         let c = *b.get(self.pos)?;
         let next = self.byte(self.pos + 1);
+        if self.flat {
+            if let Some(len) = self.hiding_opener_len(self.pos) {
+                return Some(self.token(TokenKind::Ambiguous, self.pos + len, true));
+            }
+        }
         let tok = match c {
             _ if is_space(c) => self.lex_whitespace(),
             b'-' if self.starts_line_comment(self.pos) => self.lex_line_comment(),
             b'#' if self.mysql() => self.lex_line_comment(),
             b'/' if next == Some(b'*') => {
-                if self.mysql() && self.byte(self.pos + 2) == Some(b'!') {
+                let exec = match self.byte(self.pos + 2) {
+                    Some(b'!') => true,
+                    Some(b'M') => self.byte(self.pos + 3) == Some(b'!'),
+                    _ => false,
+                };
+                if self.mysql() && exec {
                     self.lex_exec_comment_open()
                 } else {
                     self.lex_block_comment()
@@ -425,17 +651,17 @@ impl<'a> Iterator for Lexer<'a> {
                 self.token(TokenKind::Whitespace, self.pos + 2, true)
             }
             b'\'' => {
-                let backslash = self.mysql() || !self.opts.standard_conforming_strings;
+                let backslash = self.opts.backslash_escapes();
                 self.lex_quoted(TokenKind::String, self.pos, b'\'', backslash)
             }
-            b'"' if self.mysql() => self.lex_quoted(TokenKind::String, self.pos, b'"', true),
+            b'"' if self.mysql() => self.lex_mysql_double_quote(),
             b'"' => self.lex_quoted(TokenKind::QuotedIdent, self.pos, b'"', false),
             b'`' if self.mysql() => self.lex_quoted(TokenKind::QuotedIdent, self.pos, b'`', false),
             b'e' | b'E' if next == Some(b'\'') && self.pg() => {
                 self.lex_quoted(TokenKind::String, self.pos + 1, b'\'', true)
             }
             b'b' | b'B' | b'x' | b'X' | b'n' | b'N' if next == Some(b'\'') => {
-                let backslash = self.mysql() || !self.opts.standard_conforming_strings;
+                let backslash = self.opts.backslash_escapes();
                 self.lex_quoted(TokenKind::String, self.pos + 1, b'\'', backslash)
             }
             b'u' | b'U' if next == Some(b'&') && self.pg() => match self.byte(self.pos + 2) {
@@ -444,6 +670,8 @@ impl<'a> Iterator for Lexer<'a> {
                 _ => self.lex_word(),
             },
             b'$' if self.pg() => self.lex_dollar(),
+            b'$' if self.mysql() => self.lex_word(),
+            b'@' if self.mysql() => self.lex_variable(),
             b'?' if self.mysql() => self.token(TokenKind::Param, self.pos + 1, true),
             b'0'..=b'9' => self.lex_number(),
             b'.' if next.is_some_and(|n| n.is_ascii_digit()) => self.lex_number(),
@@ -453,7 +681,15 @@ impl<'a> Iterator for Lexer<'a> {
             b'[' => self.token(TokenKind::LBracket, self.pos + 1, true),
             b']' => self.token(TokenKind::RBracket, self.pos + 1, true),
             b',' => self.token(TokenKind::Comma, self.pos + 1, true),
-            b';' => self.token(TokenKind::Semicolon, self.pos + 1, true),
+            b';' => {
+                // The server lexes each statement of a multi-statement
+                // text afresh; only where a version-dependent comment may
+                // still be open is the `;` not known to end one.
+                if !self.version_dependent_at(self.pos) {
+                    self.in_exec_comment = false;
+                }
+                self.token(TokenKind::Semicolon, self.pos + 1, true)
+            }
             b':' if next == Some(b':') => self.token(TokenKind::Cast, self.pos + 2, true),
             b':' if next == Some(b'=') => self.token(TokenKind::Operator, self.pos + 2, true),
             b':' => self.token(TokenKind::Operator, self.pos + 1, true),
@@ -463,6 +699,52 @@ impl<'a> Iterator for Lexer<'a> {
         };
         Some(tok)
     }
+}
+
+impl<'a> Iterator for Lexer<'a> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        let tok = self.lex_token()?;
+        Some(self.settle_version_split(tok))
+    }
+}
+
+/// Where a MySQL comment whose content starts at `from` ends (just past
+/// its `*/`), as the server's `consume_comment` finds it: with `nest_once`,
+/// `/* … */` comments inside (not nested further) are skipped. `None` if it
+/// never closes. Each byte read costs one unit of `budget`; when it runs
+/// out, the answer is the end of input, which only widens the span the
+/// caller treats as version-dependent.
+fn comment_end(b: &[u8], from: usize, nest_once: bool, budget: &mut usize) -> Option<usize> {
+    let mut nested = false;
+    let mut i = from;
+    while i < b.len() {
+        if *budget == 0 {
+            return Some(b.len());
+        }
+        *budget -= 1;
+        if nest_once && !nested && b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            nested = true;
+            i += 2;
+        } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+            if !nested {
+                return Some(i + 2);
+            }
+            nested = false;
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// Whether the span `start..end` strictly contains the end of a `*/` that
+/// ends at or before `until` (a point where a comment reading resumes).
+fn spans_comment_close(b: &[u8], start: usize, end: usize, until: usize) -> bool {
+    let last = end.min(until.saturating_add(1)).saturating_sub(2);
+    (start.saturating_sub(1)..last).any(|q| b.get(q) == Some(&b'*') && b.get(q + 1) == Some(&b'/'))
 }
 
 /// MySQL's operators longer than one character, longest first.
@@ -498,10 +780,20 @@ pub(crate) mod test_options {
     pub const PG: LexOptions = LexOptions::for_dialect(Dialect::Postgres);
     /// PostgreSQL with `standard_conforming_strings = off`.
     pub const PG_OLD: LexOptions = LexOptions {
-        dialect: Dialect::Postgres,
         standard_conforming_strings: false,
+        ..PG
     };
     pub const MY: LexOptions = LexOptions::for_dialect(Dialect::MySql);
+    /// MySQL with `sql_mode = NO_BACKSLASH_ESCAPES`.
+    pub const MY_NBE: LexOptions = LexOptions {
+        no_backslash_escapes: true,
+        ..MY
+    };
+    /// MySQL with `sql_mode = ANSI_QUOTES`.
+    pub const MY_ANSI: LexOptions = LexOptions {
+        ansi_quotes: true,
+        ..MY
+    };
 }
 
 #[cfg(test)]
@@ -621,7 +913,8 @@ mod tests {
             ("/* a /* b */ c", MY, &[(Word, "c")]),
             ("? 1abc", MY, &[(Param, "?"), (Word, "1abc")]),
             ("'a\\'b'", MY, &[(String, "'a\\'b'")]),
-            ("$$", MY, &[(Other, "$"), (Other, "$")]),
+            // MySQL identifiers may start with `$` (deprecated, accepted).
+            ("$$ $a", MY, &[(Word, "$$"), (Word, "$a")]),
         ];
         for (sql, opts, want) in cases {
             assert_eq!(&kinds(sql, *opts), want, "lexing {sql:?}");

@@ -17,6 +17,8 @@ pub mod facts;
 pub mod fingerprint;
 pub mod lexer;
 pub mod mask;
+#[cfg(test)]
+mod mysql_dialect_tests;
 pub mod pii;
 mod shape;
 pub mod signals;
@@ -56,19 +58,103 @@ mod tests {
 
     /// Fragments chosen to open and close every lexical context at random.
     const FRAGMENTS: &[&str] = &[
-        "select", "from", "t", "where", "a", "=", "1", "-", "+", "'", "''", "\"", "`", "$", "$$",
-        "$t$", "$1", "E'", "U&'", "U&\"", "X'", "/*", "*/", "--", "#", "\n", " ", "  ", ";", "(",
-        ")", "[", "]", ",", ".", "::", "\\", "in", "values", "with", "as", "begin", "atomic",
-        "end", "case", "create", "function", "explain", "analyze", "copy", "to", "é", "表", "?",
-        "1e5", ".5", "0x", "/*!", "insert", "into", "delete", "update", "set", "table", "do",
+        "select",
+        "from",
+        "t",
+        "where",
+        "a",
+        "=",
+        "1",
+        "-",
+        "+",
+        "'",
+        "''",
+        "\"",
+        "`",
+        "$",
+        "$$",
+        "$t$",
+        "$1",
+        "E'",
+        "U&'",
+        "U&\"",
+        "X'",
+        "/*",
+        "*/",
+        "--",
+        "#",
+        "\n",
+        " ",
+        "  ",
+        ";",
+        "(",
+        ")",
+        "[",
+        "]",
+        ",",
+        ".",
+        "::",
+        "\\",
+        "in",
+        "values",
+        "with",
+        "as",
+        "begin",
+        "atomic",
+        "end",
+        "case",
+        "create",
+        "function",
+        "explain",
+        "analyze",
+        "copy",
+        "to",
+        "é",
+        "表",
+        "?",
+        "1e5",
+        ".5",
+        "0x",
+        "/*!",
+        "insert",
+        "into",
+        "delete",
+        "update",
+        "set",
+        "table",
+        "do",
+        // MySQL: versioned and MariaDB executable comments, variables,
+        // compound statements, file access.
+        "/*!50000",
+        "/*M!",
+        "/*!99999 '",
+        "@@",
+        "@",
+        "\\'",
+        "if",
+        "loop",
+        "then",
+        "end if",
+        "procedure",
+        "not atomic",
+        "l:",
+        "outfile",
+        "lock in share mode",
+        "\r",
+        "--\u{1}",
     ];
-    const OPTIONS: [LexOptions; 3] = [
+    const OPTIONS: [LexOptions; 4] = [
         LexOptions::for_dialect(Dialect::Postgres),
         LexOptions {
-            dialect: Dialect::Postgres,
             standard_conforming_strings: false,
+            ..LexOptions::for_dialect(Dialect::Postgres)
         },
         LexOptions::for_dialect(Dialect::MySql),
+        LexOptions {
+            no_backslash_escapes: true,
+            ansi_quotes: true,
+            ..LexOptions::for_dialect(Dialect::MySql)
+        },
     ];
 
     fn random_sql(rng: &mut Rng) -> String {

@@ -21,7 +21,9 @@ use sqlparser::ast::{
     UtilityOption, Value,
 };
 
-use crate::facts::{is_word, kind_at, skip_group, skip_name, token_name, Operation};
+use crate::facts::{
+    is_word, kind_at, skip_group, skip_name, token_name, writes_server_file, Operation,
+};
 use crate::lexer::{Dialect, Token, TokenKind};
 use crate::signals::Signals;
 
@@ -107,6 +109,11 @@ const PG_CATALOG_SECRETS: &[&str] = &[
 /// MySQL schemas whose every relation is server metadata (qualified only:
 /// `sys` or `mysql` alone may be an application table).
 const MYSQL_CATALOG_SCHEMAS: &[&str] = &["mysql", "performance_schema", "sys"];
+/// Tables of the `mysql` schema that hold credentials: password hashes
+/// (`user`; MariaDB 10.4+ keeps them in `global_priv`, with `user` a view),
+/// the replication password (`slave_master_info`, stored in clear) and
+/// FEDERATED server passwords (`servers`).
+const MYSQL_CATALOG_SECRETS: &[&str] = &["user", "global_priv", "slave_master_info", "servers"];
 
 /// Signals carried by the names of the relations and functions a statement
 /// touches (from the AST or the keyword scan alike).
@@ -166,7 +173,10 @@ fn catalog_signal(name: &str, dialect: Dialect) -> Signals {
             let Some(schema) = schema else {
                 return Signals::empty();
             };
-            if schema.eq_ignore_ascii_case("mysql") && last.eq_ignore_ascii_case("user") {
+            let secret = MYSQL_CATALOG_SECRETS
+                .iter()
+                .any(|t| last.eq_ignore_ascii_case(t));
+            if schema.eq_ignore_ascii_case("mysql") && secret {
                 Signals::CATALOG_SECRET
             } else if schema.eq_ignore_ascii_case("information_schema")
                 || MYSQL_CATALOG_SCHEMAS
@@ -1002,13 +1012,8 @@ pub(crate) fn token_shape(toks: &[Token<'_>], dialect: Dialect, shape: &mut Shap
             Dialect::MySql => {}
         }
     }
-    if dialect == Dialect::MySql {
-        let outfile = toks
-            .windows(2)
-            .any(|w| w[0].is_word("into") && (w[1].is_word("outfile") || w[1].is_word("dumpfile")));
-        if outfile {
-            shape.signals.insert(Signals::FILE_ACCESS);
-        }
+    if dialect == Dialect::MySql && writes_server_file(toks) {
+        shape.signals.insert(Signals::FILE_ACCESS);
     }
 }
 
@@ -1290,8 +1295,10 @@ pub(crate) fn scan_shape(
             _ => false,
         };
         // Relations and aliases; calls and qualifiers; types and aliases;
-        // `CURRENT OF cursor`; MySQL `@var` / `@@var` (lexed as `@` `var`).
+        // `CURRENT OF cursor`; MySQL `@var` / `@@var`; the DATA / XML of
+        // MySQL `LOAD DATA` / `LOAD XML`.
         let excluded = relation_tokens.get(i) == Some(&true)
+            || (i == 1 && dialect == Dialect::MySql && is_word(toks, 0, "load"))
             || next.is_some_and(|n| matches!(n.kind, TokenKind::LParen | TokenKind::Dot))
             || prev.is_some_and(|p| {
                 p.kind == TokenKind::Cast
@@ -2034,9 +2041,11 @@ mod tests {
         ("select * from t where a = ? or b = ?", "* c:a,b"),
         ("select * from t into outfile '/tmp/x'", "* file_access !parse"),
         ("select a from t into dumpfile '/tmp/x'", "file_access !parse"),
-        // The lexer splits `@v` into `@` `v`, which sqlparser rejects.
-        ("select a into @v from t", "c:a !parse"),
-        ("select @x, a from t", "c:a !parse"),
+        // `@v` / `@@v` are one word: variables, not columns.
+        ("select a into @v from t", "c:a"),
+        ("select @x, a from t", "c:a"),
+        ("select @@version_comment limit 1", "c: limited"),
+        ("set @@session.sql_mode = 'ANSI_QUOTES'", "c:"),
         ("load data infile '/tmp/x' into table t", "file_access !parse"),
         ("load data local infile '/tmp/x' into table t", "file_access !parse"),
         ("select load_file('/etc/passwd')", "file_access"),

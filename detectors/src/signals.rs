@@ -29,7 +29,7 @@ impl Signals {
     /// Reads or writes server files: `pg_read_file`, `pg_read_binary_file`,
     /// `pg_ls_dir`, `pg_stat_file`, `lo_import`, `lo_export`, `pg_file_write`,
     /// MySQL `load_file`, `COPY … FROM/TO 'file'`, `INTO OUTFILE/DUMPFILE`,
-    /// `LOAD DATA INFILE`.
+    /// `LOAD DATA [LOCAL] INFILE`, `LOAD XML`.
     pub const FILE_ACCESS: Signals = Signals(1 << 4);
     /// Runs a server-side program: `COPY … FROM/TO PROGRAM`.
     pub const PROGRAM_EXEC: Signals = Signals(1 << 5);
@@ -38,10 +38,11 @@ impl Signals {
     /// Reads schema metadata: `information_schema.*`, `pg_catalog` relations
     /// such as `pg_class`, `pg_attribute`, `pg_namespace`, `pg_tables`,
     /// `pg_roles`, `pg_user`, `pg_database`, `pg_proc`, `pg_settings`,
-    /// MySQL `mysql.*` / `performance_schema.*`.
+    /// MySQL `mysql.*` / `performance_schema.*` / `sys.*`.
     pub const CATALOG_PROBE: Signals = Signals(1 << 7);
     /// Reads credentials: `pg_shadow`, `pg_authid`, `pg_user_mapping(s)`,
-    /// `mysql.user`.
+    /// `mysql.user`, `mysql.global_priv`, `mysql.slave_master_info`,
+    /// `mysql.servers`.
     pub const CATALOG_SECRET: Signals = Signals(1 << 8);
     /// Builds text from encoded pieces: `chr()`/`char()`, `decode()`,
     /// `convert_from()`, `unhex()`, `from_base64()`.

@@ -9,9 +9,11 @@
 //! can borrow from the input; or panic on any input, however hostile. The
 //! proxy forwards the client's original bytes itself, so decoders only look.
 //!
-//! PostgreSQL v3 lives in [`pg`]; MySQL and HTTP helpers come later.
+//! PostgreSQL v3 lives in [`pg`], the MySQL/MariaDB client/server protocol
+//! 4.1 in [`mysql`]; HTTP helpers come later.
 
 mod error;
+pub mod mysql;
 pub mod pg;
 
 pub use error::ProtocolError;
