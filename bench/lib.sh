@@ -116,6 +116,24 @@ wait_pg() {
     return 1
 }
 
+# wait_mysql PORT SECONDS PID [USER] — waits until a real query (SELECT 1)
+# succeeds on 127.0.0.1:PORT with the mysql client (MariaDB's or MySQL's) as
+# USER (default root; the client reads a password from MYSQL_PWD) while PID
+# lives. An empty PID waits for the port alone (a server we did not start).
+wait_mysql() {
+    local port=$1 secs=$2 pid=$3 user=${4:-root} i
+    for ((i = 0; i < secs * 10; i++)); do
+        if [[ -n $pid ]]; then kill -0 "$pid" 2>/dev/null || return 1; fi
+        # timeout: a proxy that accepts but never answers must not hang us.
+        if timeout 5 mysql --no-defaults --connect-timeout=3 --protocol=tcp -h 127.0.0.1 -P "$port" \
+            -u "$user" -NBe 'SELECT 1' >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
 # ---------------------------------------------------------------- /proc
 
 CLK_TCK=$(getconf CLK_TCK)

@@ -215,12 +215,15 @@ impl PolicyConfig {
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Postgres,
+    /// MySQL and MariaDB (client/server protocol 4.1).
+    Mysql,
 }
 
 impl Protocol {
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Postgres => "postgres",
+            Protocol::Mysql => "mysql",
         }
     }
 }
@@ -240,6 +243,18 @@ pub struct ListenerConfig {
     /// default `policy.mode`.
     #[serde(default)]
     pub mode: Option<Mode>,
+    /// MySQL listeners only: the error number a policy refusal answers
+    /// with (default 1142, ER_TABLEACCESS_DENIED_ERROR, which clients and
+    /// ORMs already treat as "not allowed").
+    #[serde(default)]
+    pub deny_error_code: Option<u16>,
+}
+
+impl ListenerConfig {
+    /// The MySQL error number of a policy refusal.
+    pub fn mysql_deny_code(&self) -> u16 {
+        self.deny_error_code.unwrap_or(1142)
+    }
 }
 
 impl Config {
@@ -287,6 +302,18 @@ impl Config {
         let mut addrs = std::collections::HashSet::new();
         for (i, l) in self.listeners.iter().enumerate() {
             let at = format!("listener[{i}]");
+            if l.deny_error_code.is_some() && l.protocol != Protocol::Mysql {
+                return Err(format!(
+                    "{at}.deny_error_code applies to protocol = \"mysql\" listeners only (PostgreSQL refusals use the policy's deny_sqlstate)"
+                ));
+            }
+            if l.deny_error_code
+                .is_some_and(|c| !(1000..=65534).contains(&c))
+            {
+                return Err(format!(
+                    "{at}.deny_error_code must be a MySQL error number between 1000 and 65534"
+                ));
+            }
             if l.name.is_empty()
                 || l.name.len() > 64
                 || !l
@@ -474,9 +501,25 @@ backend = "127.0.0.1:5432"
     fn shipped_config_is_valid() {
         let text = include_str!("../../danxia.toml");
         let c = parse(text).expect("shipped danxia.toml must be valid");
-        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.listeners.len(), 2);
         assert_eq!(c.listeners[0].listen.port(), 6543);
+        assert_eq!(c.listeners[0].protocol, Protocol::Postgres);
+        assert_eq!(c.listeners[1].listen.port(), 3307);
+        assert_eq!(c.listeners[1].protocol, Protocol::Mysql);
+        assert_eq!(c.listeners[1].backend, "127.0.0.1:3306");
+        assert_eq!(c.listeners[1].mysql_deny_code(), 1142);
         assert_eq!(c.admin.listen.port(), 9898);
+    }
+
+    #[test]
+    fn deny_error_code_is_for_mysql_listeners_only() {
+        let pg = "[[listener]]\nname = \"a\"\nprotocol = \"postgres\"\nlisten = \"127.0.0.1:1\"\nbackend = \"x:1\"\ndeny_error_code = 1142\n";
+        let e = parse(pg).unwrap_err().to_string();
+        assert!(e.contains("deny_error_code"), "{e}");
+        let my = pg.replace("postgres", "mysql");
+        assert_eq!(parse(&my).expect("valid").listeners[0].mysql_deny_code(), 1142);
+        let bad = my.replace("1142", "7");
+        assert!(parse(&bad).unwrap_err().to_string().contains("1000 and 65534"));
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub enum SessionError {
     /// A result could not be masked: the session ends rather than let it
     /// through.
     #[error("{0}")]
-    Masking(#[from] crate::pg::results::RowError),
+    Masking(#[from] crate::results::RowError),
 }
 
 impl SessionError {

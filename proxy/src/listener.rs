@@ -152,6 +152,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<ListenerCtx>) {
             ctx.metrics.connections_active.increment(1.0);
             match ctx.config.protocol {
                 Protocol::Postgres => pg::session::run(&ctx, stream, peer, id).await,
+                Protocol::Mysql => crate::mysql::session::run(&ctx, stream, peer, id).await,
             }
             ctx.metrics.connections_active.decrement(1.0);
             drop(permit);
@@ -164,5 +165,6 @@ pub async fn serve(listener: TcpListener, ctx: Arc<ListenerCtx>) {
 async fn refuse(protocol: Protocol, stream: TcpStream) {
     match protocol {
         Protocol::Postgres => pg::session::refuse_too_many(stream).await,
+        Protocol::Mysql => crate::mysql::session::refuse_too_many(stream).await,
     }
 }

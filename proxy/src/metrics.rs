@@ -14,7 +14,7 @@ use metrics::{Counter, Gauge, Histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::audit::Outcome;
-use crate::pg::results::Summary;
+use crate::results::Summary;
 use danxia_detectors::pii::Kind;
 
 /// Histogram buckets for statement duration and proxy-added time (seconds):

@@ -142,4 +142,11 @@ pub struct AuditEvent {
     /// The mask rules that applied to the result.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mask_rules: Vec<Arc<str>>,
+    /// MySQL: the server's (or the proxy's) error number, beside `sqlstate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<u16>,
+    /// MySQL prepared statements: the parameter values of this execution,
+    /// rendered compactly and bounded (`[42, 'alice', NULL]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<String>,
 }

@@ -15,6 +15,7 @@ pub mod event;
 mod files;
 mod resume;
 mod settings;
+pub mod statement;
 mod verify;
 mod writer;
 

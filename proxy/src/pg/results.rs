@@ -1,13 +1,8 @@
-//! What leaves in results: for one PostgreSQL session, counts the
-//! sensitive values each statement returns (within the configured scan
-//! budget), masks what the policy says to mask, and enforces `returned`
-//! limits. Owns the result shapes (RowDescriptions by prepared statement
-//! and portal) and the per-result plan; knows nothing of sockets. The relay
-//! asks [`Results::wants_row`] before holding a DataRow whole, and
-//! [`Results::on_row`] rewrites it.
-//!
-//! Counts are of the values that left danxia in the clear: a masked cell is
-//! counted in `masked`, not as the kind it held.
+//! PostgreSQL's side of result inspection (the engine is
+//! `crate::results`): result shapes from RowDescriptions, by prepared
+//! statement and portal, the DataRow codec, and which type OIDs may hold
+//! text. The relay asks [`Results::wants_row`] before holding a DataRow
+//! whole, and [`Results::on_row`] rewrites it.
 //!
 //! Where the column names come from: a simple Query's RowDescription comes
 //! right before its rows. An Execute gets none: its shape is the last
@@ -21,13 +16,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use danxia_detectors::mask::{Masked, Strategy};
-use danxia_detectors::pii::{Counts, Kind, Scanner};
-use danxia_policies::{Limit, MaskRef, MaskSet};
-use danxia_protocols::pg::rows::{self, Cell};
+use danxia_detectors::pii::Scanner;
+use danxia_policies::Limit;
+use danxia_protocols::pg::rows::{self, Cell, RewriteStats};
+use danxia_protocols::ProtocolError;
 
 use crate::analysis::Statement;
-use crate::config::{DataConfig, ScanMode};
+use crate::config::DataConfig;
+use crate::results::{ColumnUse, Inspector, RowCodec, Unknown};
+pub use crate::results::{RowAction, RowError, Summary};
 
 /// Prepared statements and portals whose shapes a session remembers; past
 /// this the oldest are forgotten (a masked Execute then injects a Describe).
@@ -85,145 +82,46 @@ pub struct ExecuteShape {
     pub statement_described: bool,
 }
 
-/// The result a statement is returning now.
-struct Plan {
-    masks: Option<Arc<MaskSet>>,
-    /// Per column: its mask, when masked by name or classification tag.
-    col_masks: Vec<Option<MaskRef>>,
-    /// Per column: values may hold text worth scanning.
-    scan_col: Vec<bool>,
-    /// Per column: text the content masks may rewrite.
-    textual: Vec<bool>,
-    /// Known shape (else a column is taken as text when its format, by
-    /// `formats`, is text).
-    known: bool,
-    /// Some column may hold text worth scanning (else rows stream unless
-    /// masks or limits need them).
-    any_scan: bool,
-    /// The result is COPY TO STDOUT data, not DataRows.
-    copy: bool,
-    formats: Arc<[i16]>,
-    /// Kinds masked by content, with a scanner for just those.
-    content: Option<(Scanner, Vec<(Kind, MaskRef)>)>,
-    /// The statement's decision, for its `returned` limits (an Arc clone,
-    /// not a copy of the list, per result).
-    decision: Option<Arc<danxia_policies::Decision>>,
-    rows: u64,
-}
+/// DataRow bodies.
+struct DataRows;
 
-impl Plan {
-    fn limits(&self) -> &[Limit] {
-        self.decision
-            .as_deref()
-            .map_or(&[], |d| d.limits.as_slice())
-    }
-
-    /// Limits that could trip: only values in scannable columns count.
-    fn watched(&self) -> bool {
-        self.any_scan && !self.limits().is_empty()
-    }
-
-    fn needs_every_row(&self) -> bool {
-        self.masks.is_some() || self.watched()
-    }
-
-    /// Column `i` holds text the masks and the scanner may read.
-    fn textual(&self, i: usize) -> bool {
-        if self.known {
-            return self.textual.get(i).copied().unwrap_or(false);
+impl RowCodec for DataRows {
+    fn values<'a>(
+        &self,
+        row: &'a [u8],
+        mut f: impl FnMut(usize, &'a [u8]),
+    ) -> Result<(), ProtocolError> {
+        for (i, v) in rows::data_row_values(row)?.iter().enumerate() {
+            if let Some(v) = v {
+                f(i, v);
+            }
         }
-        !format_is_binary(&self.formats, i)
+        Ok(())
     }
 
-    fn scan_col(&self, i: usize) -> bool {
-        if self.known {
-            self.scan_col.get(i).copied().unwrap_or(false)
-        } else {
-            self.textual(i)
-        }
-    }
-}
-
-/// What one statement's result came to, for its audit event.
-#[derive(Debug, Clone, Default)]
-pub struct Summary {
-    /// Sensitive values returned in the clear, by kind (scanned rows only).
-    pub counts: Counts,
-    pub scanned_rows: u64,
-    /// Cells rewritten by a mask.
-    pub masked: u64,
-    /// Rows too large to inspect, streamed unscanned.
-    pub unscanned_rows: u64,
-    /// The deny limit that cut the result, if one did.
-    pub cut: Option<Limit>,
-    /// Alert limits the result reached.
-    pub reached: Vec<Limit>,
-    /// The mask rules that applied.
-    pub mask_rules: Vec<Arc<str>>,
-}
-
-impl Summary {
-    pub fn is_empty(&self) -> bool {
-        self.scanned_rows == 0
-            && self.masked == 0
-            && self.unscanned_rows == 0
-            && self.cut.is_none()
-            && self.reached.is_empty()
-            && self.mask_rules.is_empty()
+    fn rewrite<'a, 'c>(
+        &self,
+        row: &'a [u8],
+        out: &mut BytesMut,
+        f: impl FnMut(usize, Option<&'a [u8]>) -> Cell<'c>,
+    ) -> Result<RewriteStats, ProtocolError> {
+        rows::rewrite_data_row(row, out, f)
     }
 }
 
-/// What the relay does with a DataRow after [`Results::on_row`].
-#[derive(Debug, PartialEq, Eq)]
-pub enum RowAction {
-    /// Forward the original bytes.
-    Forward,
-    /// The rewritten message was appended to `out`; send it instead.
-    Replaced,
-    /// Withhold it: a limit cut the result.
-    Drop,
-}
-
-/// Why a row cannot be handled (the session must end: fail closed).
-#[derive(Debug, thiserror::Error)]
-pub enum RowError {
-    #[error("a result row of {len} bytes must be masked but exceeds data.max_inspected_row_bytes ({max})")]
-    TooLargeToMask { len: usize, max: usize },
-    #[error("a result row to be masked is malformed: {0}")]
-    Malformed(danxia_protocols::ProtocolError),
-}
-
-/// Per-session result inspection.
+/// Per-session result inspection for PostgreSQL.
 pub struct Results {
-    scan: ScanMode,
-    sample_every: u64,
-    first_rows: u64,
-    max_row: usize,
-    scanner: Arc<Scanner>,
+    inspector: Inspector,
     statements: HashMap<Box<[u8]>, Arc<Shape>>,
     portals: HashMap<Box<[u8]>, Arc<Shape>>,
-    plan: Option<Plan>,
-    summary: Summary,
-    /// Shared empty format list (all text).
-    no_formats: Arc<[i16]>,
-    /// The last plan's per-column vectors, kept for the next one.
-    spare: (Vec<Option<MaskRef>>, Vec<bool>, Vec<bool>),
 }
 
 impl Results {
     pub fn new(cfg: &DataConfig, scanner: Arc<Scanner>) -> Self {
         Results {
-            scan: cfg.scan,
-            sample_every: u64::from(cfg.sample_every.max(1)),
-            first_rows: u64::from(cfg.first_rows),
-            max_row: cfg.max_inspected_row_bytes as usize,
-            scanner,
+            inspector: Inspector::new(cfg, scanner),
             statements: HashMap::new(),
             portals: HashMap::new(),
-            plan: None,
-            summary: Summary::default(),
-            spare: Default::default(),
-            no_formats: Arc::from([]),
         }
     }
 
@@ -258,17 +156,15 @@ impl Results {
 
     /// A simple Query's RowDescription: the next rows are `stmt`'s.
     pub fn begin_simple(&mut self, stmt: Option<&Statement>, body: &[u8]) {
-        let shape = Shape::decode(body, stmt.is_some_and(Statement::masked));
-        let formats = self.no_formats.clone();
-        self.begin(stmt, shape.as_ref(), None, formats);
+        let shape = Shape::decode(body, Inspector::needs_names(stmt));
+        self.begin(stmt, shape.as_ref(), None, &[]);
     }
 
     /// The first row of an Execute's result (or of a result whose
     /// RowDescription was not seen): the plan from what is known.
     pub fn begin_execute(&mut self, stmt: Option<&Statement>, exec: Option<&ExecuteShape>) {
         let Some(e) = exec else {
-            let formats = self.no_formats.clone();
-            self.begin(stmt, None, None, formats);
+            self.begin(stmt, None, None, &[]);
             return;
         };
         let portal = if e.portal_described {
@@ -278,7 +174,7 @@ impl Results {
         };
         match portal {
             // A portal's own description has the right formats.
-            Some(s) => self.begin(stmt, Some(&s), None, e.formats.clone()),
+            Some(s) => self.begin(stmt, Some(&s), None, &e.formats),
             None => {
                 let s = if e.statement_described {
                     self.statements.get(&e.statement).cloned()
@@ -287,9 +183,40 @@ impl Results {
                 };
                 // A statement's description says text: the Bind's formats
                 // apply.
-                self.begin(stmt, s.as_deref(), Some(&e.formats), e.formats.clone())
+                self.begin(stmt, s.as_deref(), Some(&e.formats), &e.formats)
             }
         }
+    }
+
+    /// The plan for a result of `stmt` with columns `shape`; `formats`
+    /// (a Bind's result formats) override the shape's when given, and say
+    /// which columns are text when the shape is unknown.
+    fn begin(
+        &mut self,
+        stmt: Option<&Statement>,
+        shape: Option<&Shape>,
+        override_formats: Option<&[i16]>,
+        formats: &[i16],
+    ) {
+        let columns = shape.map(|s| {
+            s.cols.iter().enumerate().map(move |(i, c)| {
+                let binary = match override_formats {
+                    None => c.binary,
+                    Some(f) => format_is_binary(f, i),
+                };
+                ColumnUse {
+                    name: &c.name,
+                    scan: scannable(c.type_oid, binary),
+                    textual: textual_in_place(c.type_oid, binary),
+                }
+            })
+        });
+        let unknown = match formats {
+            [] => Unknown::All(true),
+            [all] => Unknown::All(*all != rows::FORMAT_BINARY),
+            each => Unknown::Each(each.iter().map(|f| *f != rows::FORMAT_BINARY).collect()),
+        };
+        self.inspector.begin(stmt, columns, unknown);
     }
 
     /// A CopyOutResponse (`body`): the CopyData that follows is `stmt`'s
@@ -297,261 +224,50 @@ impl Results {
     /// not scanned). COPY of masked data never gets here: it is refused.
     pub fn begin_copy(&mut self, stmt: Option<&Statement>, body: &[u8]) {
         let binary = body.first().is_some_and(|f| *f != 0);
-        let formats: Arc<[i16]> = Arc::from([i16::from(binary)]);
-        self.begin(stmt, None, None, formats);
-        if let Some(p) = &mut self.plan {
-            p.copy = true;
-            p.any_scan = !binary;
-        }
+        self.inspector.begin_raw(stmt, !binary);
     }
 
     /// Whether the next CopyData from the server must be held whole and
     /// passed to [`Results::on_copy_data`].
     pub fn wants_copy_data(&self, len: usize) -> bool {
-        match &self.plan {
-            Some(p) if p.copy && p.any_scan => len <= self.max_row && self.wants(p),
-            _ => false,
-        }
+        self.inspector.wants_raw(len)
     }
 
     /// One whole CopyData (a row, as PostgreSQL sends COPY TO STDOUT).
     pub fn on_copy_data(&mut self, body: &[u8]) -> RowAction {
-        let Some(p) = &mut self.plan else {
-            return RowAction::Forward;
-        };
-        let row = p.rows;
-        p.rows += 1;
-        if self.summary.cut.is_some() {
-            return RowAction::Drop;
-        }
-        if p.watched() || self.in_budget(row) {
-            let mut counts = Counts::new();
-            self.scanner.scan(body, &mut counts);
-            self.summary.scanned_rows += 1;
-            self.summary.counts.merge(&counts);
-        }
-        self.check_limits(RowAction::Forward, &mut BytesMut::new())
+        self.inspector.on_raw(body)
     }
 
     /// Whether rows are being planned (a plan exists for the current result).
     pub fn has_plan(&self) -> bool {
-        self.plan.is_some()
-    }
-
-    /// The plan for a result of `stmt` with columns `shape`; `formats`
-    /// (a Bind's result formats) override the shape's when given.
-    fn begin(
-        &mut self,
-        stmt: Option<&Statement>,
-        shape: Option<&Shape>,
-        override_formats: Option<&[i16]>,
-        formats: Arc<[i16]>,
-    ) {
-        let decision = stmt.and_then(|s| s.judgement.as_ref()).map(|j| &j.decision);
-        let masks = decision.and_then(|d| d.masks.clone());
-        let decision = decision.filter(|d| !d.limits.is_empty()).cloned();
-        let cols = shape.map(|s| s.cols.as_slice()).unwrap_or(&[]);
-        // Reuse the last plan's vectors: one result per statement, so this
-        // runs at statement rate.
-        let (mut col_masks, mut scan_col, mut textual) = std::mem::take(&mut self.spare);
-        col_masks.clear();
-        scan_col.clear();
-        textual.clear();
-        for (i, c) in cols.iter().enumerate() {
-            let binary = match override_formats {
-                None => c.binary,
-                Some(f) => format_is_binary(f, i),
-            };
-            col_masks.push(masks.as_ref().and_then(|m| m.column(&c.name).cloned()));
-            scan_col.push(scannable(c.type_oid, binary));
-            textual.push(textual_in_place(c.type_oid, binary));
-        }
-        let any_scan = shape.is_none() || scan_col.iter().any(|s| *s);
-        let content = masks.as_ref().and_then(|m| {
-            let kinds: Vec<Kind> = m.content().iter().map(|(k, _)| *k).collect();
-            (!kinds.is_empty()).then(|| (Scanner::new(&kinds), m.content().to_vec()))
-        });
-        if let Some(m) = &masks {
-            for id in m.rule_ids() {
-                if !self.summary.mask_rules.contains(&id) {
-                    self.summary.mask_rules.push(id);
-                }
-            }
-        }
-        self.plan = Some(Plan {
-            masks,
-            col_masks,
-            scan_col,
-            textual,
-            known: shape.is_some(),
-            any_scan,
-            copy: false,
-            formats,
-            content,
-            decision,
-            rows: 0,
-        });
+        self.inspector.has_plan()
     }
 
     /// Whether the next DataRow (of `len` bytes in all) must be held whole
-    /// and passed to [`Results::on_row`]. Does not advance anything: the
-    /// relay may ask again for the same row while it is still arriving.
+    /// and passed to [`Results::on_row`].
     pub fn wants_row(&self, len: usize) -> Result<bool, RowError> {
-        let Some(p) = &self.plan else {
-            return Ok(self.scan != ScanMode::Off);
-        };
-        let want = self.wants(p);
-        if want && len > self.max_row {
-            if p.masks.is_some() {
-                return Err(RowError::TooLargeToMask {
-                    len,
-                    max: self.max_row,
-                });
-            }
-            return Ok(false);
-        }
-        Ok(want)
+        self.inspector.wants_row(len)
     }
 
     /// A DataRow the relay streams without inspecting.
     pub fn on_streamed_row(&mut self, len: usize) {
-        if let Some(p) = &self.plan {
-            if len > self.max_row && self.wants(p) {
-                self.summary.unscanned_rows += 1;
-            }
-        }
-        if let Some(p) = &mut self.plan {
-            p.rows += 1;
-        }
-    }
-
-    /// Whether `p`'s next row is one to inspect (masks and limits need every
-    /// row; counting needs the rows in the budget).
-    fn wants(&self, p: &Plan) -> bool {
-        p.needs_every_row() || (p.any_scan && self.in_budget(p.rows))
-    }
-
-    fn in_budget(&self, row: u64) -> bool {
-        match self.scan {
-            ScanMode::Off => false,
-            ScanMode::All => true,
-            ScanMode::Sample => row.is_multiple_of(self.sample_every),
-            ScanMode::First => row < self.first_rows,
-        }
+        self.inspector.on_streamed_row(len)
     }
 
     /// A whole DataRow `body`: counts, masks, limits. A replacement is
     /// appended to `out`.
     pub fn on_row(&mut self, body: &[u8], out: &mut BytesMut) -> Result<RowAction, RowError> {
-        let Some(row_index) = self.plan.as_ref().map(|p| p.rows) else {
-            return Ok(RowAction::Forward);
-        };
-        let in_budget = self.in_budget(row_index);
-        let Some(p) = &mut self.plan else {
-            return Ok(RowAction::Forward);
-        };
-        p.rows += 1;
-        if self.summary.cut.is_some() {
-            return Ok(RowAction::Drop);
-        }
-        let scan = p.any_scan && (p.watched() || in_budget);
-        let scanner = &*self.scanner;
-        let mut counts = Counts::new();
-        let mut masked = 0u64;
-        let action = if p.masks.is_some() {
-            let before = out.len();
-            let plan = &*p;
-            let stats = rows::rewrite_data_row(body, out, |i, cell| {
-                let Some(v) = cell else { return Cell::Keep };
-                let textual = plan.textual(i);
-                if let Some(Some(m)) = plan.col_masks.get(i) {
-                    masked += 1;
-                    return mask_cell(&m.strategy, v, textual);
-                }
-                if textual {
-                    if let Some((content, kinds)) = &plan.content {
-                        let mut hit = Counts::new();
-                        content.scan(v, &mut hit);
-                        if let Some((_, m)) = kinds.iter().find(|(k, _)| hit.get(*k) > 0) {
-                            masked += 1;
-                            return mask_cell(&m.strategy, v, true);
-                        }
-                    }
-                }
-                if scan && plan.scan_col(i) {
-                    scanner.scan(v, &mut counts);
-                }
-                Cell::Keep
-            })
-            .map_err(RowError::Malformed)?;
-            if stats.changed == 0 {
-                out.truncate(before);
-                RowAction::Forward
-            } else {
-                RowAction::Replaced
-            }
-        } else {
-            if scan {
-                let values = match rows::data_row_values(body) {
-                    Ok(v) => v,
-                    // Not ours to judge: the client will see the server's
-                    // bytes as they are.
-                    Err(_) => return Ok(RowAction::Forward),
-                };
-                for (i, v) in values.iter().enumerate() {
-                    let Some(v) = v else { continue };
-                    if p.scan_col(i) {
-                        scanner.scan(v, &mut counts);
-                    }
-                }
-            }
-            RowAction::Forward
-        };
-        if scan {
-            self.summary.scanned_rows += 1;
-            self.summary.counts.merge(&counts);
-        }
-        self.summary.masked += masked;
-        Ok(self.check_limits(action, out))
+        self.inspector.on_row(&DataRows, body, out)
     }
 
-    /// Applies the result's limits to what has left so far (this row
-    /// included): a deny limit reached turns `action` into a drop.
-    fn check_limits(&mut self, action: RowAction, out: &mut BytesMut) -> RowAction {
-        let Some(p) = &self.plan else {
-            return action;
-        };
-        for l in p.limits() {
-            if self.summary.counts.get(l.kind) < l.threshold {
-                continue;
-            }
-            if l.block {
-                self.summary.cut = Some(l.clone());
-                if action == RowAction::Replaced {
-                    // The rewrite was appended: take it back.
-                    out.clear();
-                }
-                return RowAction::Drop;
-            }
-            if !self.summary.reached.iter().any(|r| r.rule_id == l.rule_id) {
-                self.summary.reached.push(l.clone());
-            }
-        }
-        action
-    }
-
-    /// The current statement completed (or failed): its summary. The plan
-    /// ends; the next result starts a new one.
+    /// The current statement completed (or failed): its summary.
     pub fn finish(&mut self) -> Summary {
-        if let Some(p) = self.plan.take() {
-            self.spare = (p.col_masks, p.scan_col, p.textual);
-        }
-        std::mem::take(&mut self.summary)
+        self.inspector.finish()
     }
 
     /// Whether the current result has been cut by a limit.
     pub fn cut(&self) -> Option<&Limit> {
-        self.summary.cut.as_ref()
+        self.inspector.cut()
     }
 }
 
@@ -563,19 +279,6 @@ fn format_is_binary(formats: &[i16], i: usize) -> bool {
         [] => false,
         [all] => *all == rows::FORMAT_BINARY,
         each => each.get(i).is_none_or(|f| *f == rows::FORMAT_BINARY),
-    }
-}
-
-/// The masked cell. `textual`: the cell's bytes are its text (text format,
-/// or binary of a text type), so a masked text can replace them; any other
-/// cell can only become NULL, the one value valid in every type.
-fn mask_cell<'c>(s: &Strategy, v: &[u8], textual: bool) -> Cell<'c> {
-    if !textual {
-        return Cell::Null;
-    }
-    match s.apply(v) {
-        Masked::Value(b) => Cell::value(b),
-        Masked::Null => Cell::Null,
     }
 }
 
@@ -628,6 +331,8 @@ fn textual_in_place(type_oid: u32, _binary: bool) -> bool {
 mod tests {
     use super::*;
     use crate::analysis::{Analyzer, Judgement};
+    use crate::config::ScanMode;
+    use danxia_detectors::pii::Kind;
     use danxia_detectors::LexOptions;
     use danxia_policies::{Identity, LoadOptions, Mode, Policy, Request};
     use danxia_protocols::pg::rows::Field;

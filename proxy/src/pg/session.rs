@@ -60,6 +60,7 @@ pub async fn run(ctx: &Arc<ListenerCtx>, client: TcpStream, peer: SocketAddr, id
         ident: Identity {
             session: id,
             listener: ctx.name.clone(),
+            protocol: "postgres",
             client: Arc::from(peer.to_string()),
             user: None,
             database: None,
@@ -1229,6 +1230,7 @@ fn analyse(ctx: &ListenerCtx, lex: &LexState, touched: &mut bool, bytes: &[u8]) 
         LexOptions {
             dialect: Dialect::Postgres,
             standard_conforming_strings: lex.standard_conforming_strings(),
+            ..LexOptions::default()
         },
     );
     for s in &mut stmts {

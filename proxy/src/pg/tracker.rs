@@ -17,42 +17,15 @@ use std::time::Instant;
 use danxia_detectors::Operation;
 use danxia_protocols::pg::backend::{self as be};
 
-use danxia_policies::AuditText;
-
 use super::encoding::LexState;
 use super::results::{ExecuteShape, Summary};
 use crate::analysis::Statement;
+use crate::audit::statement::{add_summary, alert_event, describe_statement, RESULT_CUT};
 use crate::audit::{AuditEvent, EventKind, Outcome, StatementText};
 use crate::listener::ListenerCtx;
-use crate::policy::metrics::Verdict;
 
-/// Who a session is; constant for its life, cloned cheaply into events.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    pub session: Arc<str>,
-    pub listener: Arc<str>,
-    pub client: Arc<str>,
-    pub user: Option<Arc<str>>,
-    pub database: Option<Arc<str>>,
-    pub application: Option<Arc<str>>,
-}
-
-impl Identity {
-    /// An event of `kind` carrying this identity.
-    pub fn event(&self, kind: EventKind) -> AuditEvent {
-        AuditEvent {
-            kind: Some(kind),
-            session: Some(self.session.clone()),
-            listener: Some(self.listener.clone()),
-            protocol: Some("postgres"),
-            client: Some(self.client.clone()),
-            user: self.user.clone(),
-            database: self.database.clone(),
-            application: self.application.clone(),
-            ..Default::default()
-        }
-    }
-}
+/// Who a session is (the shared audit identity, protocol `postgres`).
+pub type Identity = crate::audit::statement::SessionIdentity;
 
 /// Something the client sent that the backend will answer.
 #[derive(Debug)]
@@ -207,14 +180,7 @@ impl Completion<'_> {
     }
 }
 
-/// Longest statement text kept in an audit event; longer text (bulk INSERTs
-/// with megabytes of literals) is cut at a character boundary and marked,
-/// while the fingerprint still covers the whole statement.
-const MAX_AUDITED_STATEMENT_BYTES: usize = 1024 * 1024;
-
 const NOT_EXECUTED: &str = "not executed: an earlier statement in the same request failed";
-const RESULT_CUT: &str =
-    "result withheld from the client once a `returned` limit was reached; the statement itself ran";
 const NOT_EXECUTED_DENIED: &str =
     "not executed: another statement in the same request was refused by policy";
 
@@ -868,34 +834,8 @@ impl Tracker {
                 if s.changes_lexing && flow.ran() {
                     self.lex.change_done();
                 }
-                let f = &s.facts;
-                let decision = s.judgement.as_ref().map(|j| &j.decision);
-                ev.policy_version = s.judgement.as_ref().map(|j| j.policy_version);
-                let text_mode = match decision.and_then(|d| d.audit_text) {
-                    Some(AuditText::Full) => StatementText::Full,
-                    Some(AuditText::Normalized) => StatementText::Normalized,
-                    Some(AuditText::None) => StatementText::None,
-                    None => self.text_mode,
-                };
-                ev.statement = match text_mode {
-                    StatementText::Full => Some(capped(&s.text)),
-                    StatementText::Normalized => Some(capped(&f.normalized)),
-                    StatementText::None => None,
-                };
-                ev.fingerprint = Some(f.fingerprint.to_string());
-                ev.operation = Some(f.operation.as_str());
-                ev.tables = f.tables.clone();
-                ev.parse_error = f.parse_error.clone();
-                ev.signals = f.signals.names().collect();
-                if let Some(d) = decision {
-                    ev.rule = Some(d.rule_id.clone());
-                    ev.verdict = Some(Verdict::of(d).as_str());
-                    ev.mode = Some(d.mode.as_str());
-                    ev.alerts = d.alerts.clone();
-                    ev.tags = d.tags.clone();
-                    ev.level = (d.level > 0).then_some(d.level);
-                }
-                f.operation
+                describe_statement(&mut ev, s, self.text_mode);
+                s.facts.operation
             }
             None => {
                 ev.operation = Some(Operation::Unknown.as_str());
@@ -904,40 +844,14 @@ impl Tracker {
                 Operation::Unknown
             }
         };
-        if let Some(sum) = summary {
-            let m = &self.ctx.metrics;
-            m.result_summary(&sum);
-            if sum.scanned_rows > 0 || !sum.counts.is_empty() {
-                ev.sensitive = Some(
-                    sum.counts
-                        .iter()
-                        .filter(|(_, n)| *n > 0)
-                        .map(|(k, n)| (k.tag(), n))
-                        .collect(),
-                );
-                ev.scanned_rows = Some(sum.scanned_rows);
-            }
-            if sum.masked > 0 || !sum.mask_rules.is_empty() {
-                ev.masked = Some(sum.masked);
-                ev.mask_rules = sum.mask_rules.clone();
-            }
-            for l in &sum.reached {
-                if !ev.alerts.contains(&l.rule_id) {
-                    ev.alerts.push(l.rule_id.clone());
-                }
-            }
-            if let Some(l) = &sum.cut {
+        if let Some(sum) = &summary {
+            if let Some(l) = add_summary(&mut ev, sum, &self.ctx.metrics) {
                 cut_message = format!("danxia: {} (rule {})", l.message, l.rule_id);
                 c.outcome = Outcome::Refused;
                 cut_state = self.ctx.policy.current().policy.deny_sqlstate().to_string();
                 c.sqlstate = Some(&cut_state);
                 c.error = Some(&cut_message);
                 c.detail = Some(RESULT_CUT);
-                ev.rule = Some(l.rule_id.clone());
-                ev.verdict = Some(Verdict::Denied.as_str());
-                if !ev.alerts.contains(&l.rule_id) {
-                    ev.alerts.push(l.rule_id.clone());
-                }
             }
         }
         self.finish_event(ev, op, started, c, rows_seen, bytes_out, bytes_in);
@@ -972,35 +886,9 @@ impl Tracker {
         if c.outcome != Outcome::Aborted {
             m.statement_duration.record(elapsed.as_secs_f64());
         }
-        let alert = (!ev.alerts.is_empty()).then(|| self.alert_event(&ev));
+        let alert = (!ev.alerts.is_empty()).then(|| alert_event(&self.ident, &ev));
         self.events.push(ev);
         self.events.extend(alert);
-    }
-
-    /// The alert that follows a statement event some rule alerted on: who,
-    /// where, what and which rules, for the SOC to act on without joining
-    /// records.
-    fn alert_event(&self, st: &AuditEvent) -> AuditEvent {
-        let mut ev = self.ident.event(EventKind::Alert);
-        ev.statement = st.statement.clone();
-        ev.fingerprint = st.fingerprint.clone();
-        ev.operation = st.operation;
-        ev.tables = st.tables.clone();
-        ev.outcome = st.outcome;
-        ev.rule = st.rule.clone();
-        ev.verdict = st.verdict;
-        ev.mode = st.mode;
-        ev.alerts = st.alerts.clone();
-        ev.signals = st.signals.clone();
-        ev.tags = st.tags.clone();
-        ev.level = st.level;
-        ev.rows = st.rows;
-        ev.policy_version = st.policy_version;
-        ev.sensitive = st.sensitive.clone();
-        ev.scanned_rows = st.scanned_rows;
-        ev.masked = st.masked;
-        ev.mask_rules = st.mask_rules.clone();
-        ev
     }
 
     /// An event built elsewhere in the session (protocol error, session end)
@@ -1020,39 +908,5 @@ impl Tracker {
                 // The writer counts and logs its own failures.
             }
         }
-    }
-}
-
-/// `text`, cut to `MAX_AUDITED_STATEMENT_BYTES` with a marker saying how
-/// much was left out.
-fn capped(text: &str) -> String {
-    if text.len() <= MAX_AUDITED_STATEMENT_BYTES {
-        return text.to_string();
-    }
-    let mut end = MAX_AUDITED_STATEMENT_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!(
-        "{}…[{} more bytes not audited]",
-        &text[..end],
-        text.len() - end
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_statements_are_capped_at_a_char_boundary() {
-        assert_eq!(capped("select 1"), "select 1");
-        let long = "é".repeat(MAX_AUDITED_STATEMENT_BYTES); // 2 bytes each
-        let c = capped(&long);
-        assert!(c.ends_with(&format!(
-            "…[{} more bytes not audited]",
-            MAX_AUDITED_STATEMENT_BYTES
-        )));
-        assert!(c.len() < MAX_AUDITED_STATEMENT_BYTES + 64);
     }
 }

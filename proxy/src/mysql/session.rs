@@ -1,0 +1,1845 @@
+//! One MySQL / MariaDB client session: the handshake relayed with the
+//! capabilities danxia cannot inspect stripped, authentication relayed
+//! packet by packet (whatever the plugin), then one command at a time:
+//! each statement analysed, decided, forwarded or refused, its results
+//! counted, masked and limited, and audited.
+//!
+//! The protocol is strictly request/response, so the session is one task
+//! that reads a command, answers it completely, and only then reads the
+//! next (a client that pipelines simply finds its next command waiting in
+//! the socket). That makes pairing results with statements exact: a
+//! multi-statement COM_QUERY's results follow its statements in order, a
+//! CALL's result sets end with its OK.
+//!
+//! A refusal is an ERR packet (`listener.deny_error_code`, default 1142,
+//! SQLSTATE 42000, the rule id in the message) sent instead of forwarding
+//! the command: the server never sees it, and the session, and any
+//! transaction, go on as after any other error.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use danxia_detectors::{Dialect, LexOptions, Operation};
+use danxia_protocols::mysql::command as cmd;
+use danxia_protocols::mysql::execute::{parse_execute, render_params, LAST_PREPARED_STMT_ID};
+use danxia_protocols::mysql::handshake::{
+    parse_greeting, parse_handshake_response, strip_greeting_capabilities,
+    strip_response_capabilities,
+};
+use danxia_protocols::mysql::packet::{take_packet, write_frame, Packet};
+use danxia_protocols::mysql::response::{
+    self as resp, encode_err, is_terminator, parse_err, parse_ok, parse_prepare_ok,
+    terminator_status, SessionChange,
+};
+use danxia_protocols::mysql::{caps, status};
+use danxia_protocols::ProtocolError;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{debug, info, warn};
+
+use super::charset;
+use super::results::{self as myresults, BinaryRows, Columns, TextRows};
+use crate::analysis::Statement;
+use crate::audit::statement::{
+    add_summary, alert_event, describe_statement, SessionIdentity, RESULT_CUT,
+};
+use crate::audit::{AuditEvent, EventKind, Outcome, StatementText};
+use crate::enforce::{AppName, Enforcer};
+use crate::error::SessionError;
+use crate::listener::ListenerCtx;
+use crate::pg::encoding::{decode, Decoding};
+use crate::results::{Inspector, RowAction};
+
+/// Read buffer growth step.
+const READ_CHUNK: usize = 16 * 1024;
+/// Handshake-phase packets (greeting, response, auth data) are small.
+const MAX_HANDSHAKE_PACKET: usize = 64 * 1024;
+/// Output buffered before it is written even though more rows follow.
+const FLUSH_AT: usize = 64 * 1024;
+/// How long the proxy tries to deliver its own last words.
+const FAREWELL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest buffer kept across an idle period.
+const MAX_RETAINED_BUFFER: usize = 256 * 1024;
+/// Columns of one result: MySQL allows 4096 per table; a result of more is
+/// a broken server, not something to allocate for.
+const MAX_COLUMNS: u64 = 65_535;
+/// Prepared statements a session remembers (the server's own limit,
+/// `max_prepared_stmt_count`, is 16382 by default).
+const MAX_PREPARED: usize = 65_536;
+/// Longest parameter rendering kept in an audit event.
+const MAX_AUDITED_PARAMS: usize = 4096;
+/// SQLSTATE of a policy refusal.
+const DENY_SQLSTATE: &str = "42000";
+/// ER_UNKNOWN_COM_ERROR: a command danxia does not relay.
+const UNKNOWN_COMMAND: u16 = 1047;
+/// ER_CON_COUNT_ERROR.
+const TOO_MANY_CONNECTIONS: u16 = 1040;
+/// ER_UNKNOWN_ERROR, for the proxy's own failures.
+const PROXY_ERROR: u16 = 1105;
+/// ER_NET_PACKET_TOO_LARGE.
+const PACKET_TOO_LARGE: u16 = 1153;
+
+const NOT_EXECUTED: &str = "not executed: an earlier statement in the same request failed";
+const NOT_EXECUTED_DENIED: &str =
+    "not executed: another statement in the same request was refused by policy";
+
+/// Runs one client connection to completion. Never panics on peer input;
+/// every way out is audited and counted.
+pub async fn run(ctx: &Arc<ListenerCtx>, client: TcpStream, peer: SocketAddr, id: Arc<str>) {
+    let mut ident = SessionIdentity {
+        session: id,
+        listener: ctx.name.clone(),
+        protocol: "mysql",
+        client: Arc::from(peer.to_string()),
+        user: None,
+        database: None,
+        application: None,
+    };
+    let mut client = Conn::new(client);
+    let started = Instant::now();
+    let hs = tokio::time::timeout(
+        ctx.limits.startup_timeout,
+        handshake(ctx, &mut client, &mut ident, peer),
+    )
+    .await;
+    let ready = match hs {
+        Ok(Ok(Some(r))) => r,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            fail_startup(ctx, &mut client, &ident, e).await;
+            return;
+        }
+        Err(_) => {
+            let e = SessionError::StartupTimeout(ctx.limits.startup_timeout);
+            fail_startup(ctx, &mut client, &ident, e).await;
+            return;
+        }
+    };
+    let mut s = Session {
+        ctx: ctx.clone(),
+        ident,
+        started,
+        client,
+        backend: ready.backend,
+        out: BytesMut::new(),
+        row_out: BytesMut::new(),
+        caps: ready.caps,
+        server_status: ready.status,
+        decoding: ready.decoding,
+        handshake_decoding: ready.decoding,
+        ansi_quotes: false,
+        enforcer: ready.enforcer,
+        inspector: Inspector::new(&ctx.data, ctx.scanner.clone()),
+        prepared: HashMap::new(),
+        last_prepared: None,
+        events: Vec::new(),
+        text_mode: ctx.auditor.settings().statement_text,
+        deny_code: ctx.config.mysql_deny_code(),
+        seq_shift: 0,
+        swallow: false,
+        stmt_bytes_out: 0,
+    };
+    let ev = s.ident.event(EventKind::SessionStart);
+    s.events.push(ev);
+    s.flush_events().await;
+    let end = s.serve().await;
+    s.end(end).await;
+}
+
+/// Sends the "too many connections" answer MySQL itself gives before its
+/// greeting.
+pub async fn refuse_too_many(mut stream: TcpStream) {
+    let mut out = BytesMut::new();
+    encode_err(
+        &mut out,
+        0,
+        TOO_MANY_CONNECTIONS,
+        "08004",
+        "danxia: too many client connections (limits.max_connections reached)",
+    );
+    let _ = tokio::time::timeout(FAREWELL_TIMEOUT, stream.write_all(&out)).await;
+}
+
+/// One side's socket and read buffer.
+struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Conn {
+    fn new(stream: TcpStream) -> Self {
+        Conn {
+            stream,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Reads more bytes; 0 at end of stream.
+    async fn fill(&mut self) -> std::io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK {
+            self.buf.reserve(READ_CHUNK);
+        }
+        self.stream.read_buf(&mut self.buf).await
+    }
+
+    fn shrink(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > MAX_RETAINED_BUFFER {
+            self.buf = BytesMut::new();
+        }
+    }
+}
+
+/// How the session ended.
+enum End {
+    /// COM_QUIT.
+    Quit,
+    /// The client closed the connection between commands.
+    ClientClosed,
+    Shutdown,
+    Error(SessionError),
+}
+
+/// A prepared statement the session knows.
+struct Prepared {
+    stmt: Arc<Statement>,
+    num_params: usize,
+    /// Parameter types the client bound last (sent once, then reused).
+    types: Option<Vec<(u8, bool)>>,
+    /// Parameters sent with COM_STMT_SEND_LONG_DATA since the last execute.
+    long_data: Vec<bool>,
+    /// The result's columns, as the last execute described them (a cursor's
+    /// COM_STMT_FETCH rows come without a description).
+    columns: Option<Arc<Columns>>,
+}
+
+/// What kind of command produced a response, for the audit flow.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Query,
+    Prepare,
+    Prepared,
+    Fetch,
+    Command,
+}
+
+impl Flow {
+    fn as_str(self) -> &'static str {
+        match self {
+            Flow::Query => "query",
+            Flow::Prepare => "prepare",
+            Flow::Prepared => "prepared",
+            Flow::Fetch => "fetch",
+            Flow::Command => "command",
+        }
+    }
+}
+
+/// What one statement's completion says.
+struct Completion {
+    outcome: Outcome,
+    rows: Option<u64>,
+    error: Option<(u16, String, String)>,
+    detail: Option<&'static str>,
+}
+
+impl Completion {
+    fn ok(rows: Option<u64>) -> Self {
+        Completion {
+            outcome: Outcome::Ok,
+            rows,
+            error: None,
+            detail: None,
+        }
+    }
+
+    fn aborted(detail: &'static str) -> Self {
+        Completion {
+            outcome: Outcome::Aborted,
+            rows: None,
+            error: None,
+            detail: Some(detail),
+        }
+    }
+}
+
+/// The steady-state session.
+struct Session {
+    ctx: Arc<ListenerCtx>,
+    ident: SessionIdentity,
+    started: Instant,
+    client: Conn,
+    backend: Conn,
+    out: BytesMut,
+    row_out: BytesMut,
+    /// Capabilities both sides agreed on (after stripping).
+    caps: u64,
+    /// The last server status flags seen.
+    server_status: u16,
+    /// How statement text is decoded now, and the handshake's (restored by
+    /// COM_RESET_CONNECTION).
+    decoding: Decoding,
+    handshake_decoding: Decoding,
+    ansi_quotes: bool,
+    enforcer: Enforcer,
+    inspector: Inspector,
+    prepared: HashMap<u32, Prepared>,
+    last_prepared: Option<u32>,
+    events: Vec<AuditEvent>,
+    text_mode: StatementText,
+    deny_code: u16,
+    /// Packets withheld from the current response so far: later packets'
+    /// sequence ids are shifted down by this so the client sees no gap.
+    seq_shift: u8,
+    /// The current response is being read but no longer forwarded (after a
+    /// result was cut and replaced by an ERR).
+    swallow: bool,
+    /// Bytes sent to the client for the current statement.
+    stmt_bytes_out: u64,
+}
+
+/// What the handshake hands to the session.
+struct Ready {
+    backend: Conn,
+    caps: u64,
+    status: u16,
+    decoding: Decoding,
+    enforcer: Enforcer,
+}
+
+/// How an authentication exchange ended.
+enum AuthEnd {
+    Ok,
+    /// The server refused: its error number, SQLSTATE and message.
+    Failed(u16, String, String),
+}
+
+/// Greeting, handshake response and authentication, relayed. `Ok(None)`
+/// when the session legitimately ends here (client gone, auth refused:
+/// already answered and audited).
+async fn handshake(
+    ctx: &Arc<ListenerCtx>,
+    client: &mut Conn,
+    ident: &mut SessionIdentity,
+    peer: SocketAddr,
+) -> Result<Option<Ready>, SessionError> {
+    let mut backend = Conn::new(connect_backend(ctx).await?);
+    // 1. The server's greeting (or its refusal, forwarded as it is).
+    let greeting = read_packet(&mut backend, MAX_HANDSHAKE_PACKET, false)
+        .await?
+        .ok_or_else(|| SessionError::BackendIo(eof()))?;
+    let mut out = BytesMut::new();
+    if greeting.payload.first() == Some(&resp::ERR_HEADER) {
+        write_frame(&mut out, greeting.seq, &greeting.payload);
+        let _ = client.stream.write_all(&out).await;
+        let why = parse_err(&greeting.payload)
+            .map(|e| String::from_utf8_lossy(e.message).into_owned())
+            .unwrap_or_default();
+        return Err(SessionError::Refused(format!(
+            "the database server refused the connection: {why}"
+        )));
+    }
+    let g = parse_greeting(&greeting.payload).map_err(SessionError::BackendProtocol)?;
+    let server_caps = g.capabilities;
+    let server_status = g.status;
+    // TLS is not offered yet, and what danxia cannot read is not offered
+    // at all: the client then never uses it.
+    let strip = caps::UNSUPPORTED | caps::CLIENT_SSL;
+    let mut payload = greeting.payload.to_vec();
+    strip_greeting_capabilities(&mut payload, strip).map_err(SessionError::BackendProtocol)?;
+    write_frame(&mut out, greeting.seq, &payload);
+    send(&mut client.stream, &mut out, &ctx.metrics.client_out)
+        .await
+        .map_err(SessionError::ClientIo)?;
+    // 2. The client's handshake response.
+    let Some(response) = read_packet(client, MAX_HANDSHAKE_PACKET, true).await? else {
+        return Ok(None);
+    };
+    let hr = parse_handshake_response(&response.payload)?;
+    if hr.ssl_request {
+        return Err(SessionError::Refused(
+            "TLS was requested but this listener does not offer it yet".into(),
+        ));
+    }
+    let user: Arc<str> = Arc::from(String::from_utf8_lossy(&hr.user).as_ref());
+    let database: Arc<str> = Arc::from(
+        hr.database
+            .as_deref()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default()
+            .as_ref(),
+    );
+    let application = hr
+        .attributes
+        .iter()
+        .find(|(k, _)| k == "program_name")
+        .map(|(_, v)| Arc::<str>::from(v.as_str()));
+    ident.user = Some(user.clone());
+    ident.database = Some(database.clone());
+    ident.application = application.clone();
+    let negotiated = (server_caps & !strip) & hr.capabilities;
+    let mut payload = response.payload.to_vec();
+    strip_response_capabilities(&mut payload, strip)?;
+    write_frame(&mut out, response.seq, &payload);
+    send(&mut backend.stream, &mut out, &ctx.metrics.backend_out)
+        .await
+        .map_err(SessionError::BackendIo)?;
+    // 3. Authentication, whatever the plugin.
+    match relay_auth(ctx, client, &mut backend).await? {
+        AuthEnd::Ok => {}
+        AuthEnd::Failed(code, state, message) => {
+            ctx.metrics.auth_failures.increment(1);
+            let mut ev = ident.event(EventKind::AuthFailure);
+            ev.outcome = Some(Outcome::Error);
+            ev.error_code = Some(code);
+            ev.sqlstate = Some(state);
+            ev.error = Some(message);
+            ev.detail = Some("backend refused the session during authentication".into());
+            let _ = ctx.auditor.record(ev).await;
+            return Ok(None);
+        }
+    }
+    debug!(session = %ident.session, user = ?ident.user, "session started");
+    let decoding = charset::decoding_for_collation(u16::from(hr.charset));
+    let app = Arc::new(AppName::new(application));
+    let enforcer = Enforcer::new(ctx, user, database, Some(peer.ip()), app);
+    Ok(Some(Ready {
+        backend,
+        caps: negotiated,
+        status: server_status,
+        decoding,
+        enforcer,
+    }))
+}
+
+/// Relays an authentication exchange (after a handshake response or a
+/// COM_CHANGE_USER) until the server's OK or ERR, which is forwarded too.
+/// Every plugin's exchange is a sequence of server packets (auth switch
+/// 0xFE, more data 0x01) each answered by the client, except the
+/// caching_sha2 "fast auth succeeded" notice (0x01 0x03), after which the
+/// server sends its OK unprompted.
+async fn relay_auth(
+    ctx: &ListenerCtx,
+    client: &mut Conn,
+    backend: &mut Conn,
+) -> Result<AuthEnd, SessionError> {
+    let mut out = BytesMut::new();
+    // An exchange is a handful of packets: a longer one is a broken peer.
+    for _ in 0..16 {
+        let p = read_packet(backend, MAX_HANDSHAKE_PACKET, false)
+            .await?
+            .ok_or_else(|| SessionError::BackendIo(eof()))?;
+        write_frame(&mut out, p.seq, &p.payload);
+        send(&mut client.stream, &mut out, &ctx.metrics.client_out)
+            .await
+            .map_err(SessionError::ClientIo)?;
+        match p.payload.first() {
+            Some(&resp::OK_HEADER) => return Ok(AuthEnd::Ok),
+            Some(&resp::ERR_HEADER) => {
+                let (code, state, msg) = err_fields(&p.payload);
+                return Ok(AuthEnd::Failed(code, state, msg));
+            }
+            Some(0x01) if p.payload.get(1) == Some(&0x03) && p.payload.len() == 2 => continue,
+            Some(0x01) | Some(0xFE) => {
+                let Some(c) = read_packet(client, MAX_HANDSHAKE_PACKET, true).await? else {
+                    return Err(SessionError::ClientGone);
+                };
+                write_frame(&mut out, c.seq, &c.payload);
+                send(&mut backend.stream, &mut out, &ctx.metrics.backend_out)
+                    .await
+                    .map_err(SessionError::BackendIo)?;
+            }
+            _ => {
+                return Err(SessionError::BackendProtocol(ProtocolError::Malformed {
+                    message: "authentication",
+                    reason: "unexpected packet during authentication",
+                }))
+            }
+        }
+    }
+    Err(SessionError::BackendProtocol(ProtocolError::Malformed {
+        message: "authentication",
+        reason: "authentication exchange did not end",
+    }))
+}
+
+/// Reads one logical packet from `c`. `Ok(None)` at a clean end of stream
+/// (nothing buffered); an end mid-packet is an error of that side.
+async fn read_packet(
+    c: &mut Conn,
+    max: usize,
+    client: bool,
+) -> Result<Option<Packet>, SessionError> {
+    loop {
+        match take_packet(&mut c.buf, max) {
+            Ok(Some(p)) => return Ok(Some(p)),
+            Ok(None) => {}
+            Err(e) if client => return Err(SessionError::ClientProtocol(e)),
+            Err(e) => return Err(SessionError::BackendProtocol(e)),
+        }
+        let n = c.fill().await.map_err(|e| {
+            if client {
+                SessionError::ClientIo(e)
+            } else {
+                SessionError::BackendIo(e)
+            }
+        })?;
+        if n == 0 {
+            if c.buf.is_empty() {
+                return Ok(None);
+            }
+            return Err(if client {
+                SessionError::ClientGone
+            } else {
+                SessionError::BackendIo(eof())
+            });
+        }
+    }
+}
+
+/// Writes and clears `out`, counting the bytes.
+async fn send(
+    w: &mut TcpStream,
+    out: &mut BytesMut,
+    counter: &metrics::Counter,
+) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    w.write_all(out).await?;
+    counter.increment(out.len() as u64);
+    out.clear();
+    Ok(())
+}
+
+fn eof() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "connection closed mid-exchange",
+    )
+}
+
+/// An ERR packet's number, SQLSTATE and message (lossy).
+fn err_fields(payload: &[u8]) -> (u16, String, String) {
+    match parse_err(payload) {
+        Ok(e) => (
+            e.code,
+            e.sqlstate
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .unwrap_or_else(|| "HY000".into()),
+            String::from_utf8_lossy(e.message).into_owned(),
+        ),
+        Err(_) => (0, "HY000".into(), "malformed error packet".into()),
+    }
+}
+
+async fn connect_backend(ctx: &ListenerCtx) -> Result<TcpStream, SessionError> {
+    let addr = &ctx.config.backend;
+    let r = tokio::time::timeout(
+        ctx.limits.backend_connect_timeout,
+        TcpStream::connect(addr.as_str()),
+    )
+    .await;
+    match r {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+        Ok(Err(e)) => {
+            ctx.metrics.backend_connect_failures.increment(1);
+            Err(SessionError::BackendConnect {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })
+        }
+        Err(_) => {
+            ctx.metrics.backend_connect_failures.increment(1);
+            Err(SessionError::BackendConnect {
+                addr: addr.clone(),
+                reason: format!("no answer within {:?}", ctx.limits.backend_connect_timeout),
+            })
+        }
+    }
+}
+
+/// Ends a session that failed before the command phase: tell the client why
+/// (an ERR packet; sequence 0 before the greeting was sent, which clients
+/// accept as the server's refusal), audit, count.
+async fn fail_startup(
+    ctx: &ListenerCtx,
+    client: &mut Conn,
+    ident: &SessionIdentity,
+    e: SessionError,
+) {
+    let (code, state, message) = match &e {
+        SessionError::BackendConnect { .. } => (
+            PROXY_ERROR,
+            "08S01",
+            format!(
+                "danxia: cannot connect to the database server of listener \"{}\"",
+                ctx.name
+            ),
+        ),
+        SessionError::StartupTimeout(d) => (
+            PROXY_ERROR,
+            "08S01",
+            format!("danxia: handshake not completed within {d:?}"),
+        ),
+        SessionError::Refused(why) => (PROXY_ERROR, "08004", format!("danxia: {why}")),
+        SessionError::ClientProtocol(p) => (
+            PROXY_ERROR,
+            "08S01",
+            format!("danxia: invalid handshake packet: {p}"),
+        ),
+        SessionError::BackendProtocol(_) | SessionError::BackendIo(_) => (
+            PROXY_ERROR,
+            "08S01",
+            "danxia: the database server closed the connection during the handshake".into(),
+        ),
+        _ => (0, "", String::new()),
+    };
+    if let Some(kind) = e.protocol_kind() {
+        ctx.metrics.protocol_error(kind);
+    }
+    match &e {
+        SessionError::ClientIo(_) | SessionError::ClientGone => {
+            debug!(session = %ident.session, error = %e, "client left during handshake")
+        }
+        SessionError::BackendConnect { .. } => {
+            warn!(listener = %ctx.name, error = %e, "backend unreachable")
+        }
+        _ => {
+            info!(session = %ident.session, client = %ident.client, error = %e, "session refused during handshake")
+        }
+    }
+    if code != 0 {
+        let mut out = BytesMut::new();
+        // The client waits for the greeting (sequence 0) or, after its
+        // response, for sequence 2.
+        let seq = if ident.user.is_some() { 2 } else { 0 };
+        encode_err(&mut out, seq, code, state, &message);
+        let _ = tokio::time::timeout(FAREWELL_TIMEOUT, client.stream.write_all(&out)).await;
+    }
+    let kind = if e.protocol_kind().is_some() {
+        EventKind::ProtocolError
+    } else {
+        EventKind::SessionEnd
+    };
+    let mut ev = ident.event(kind);
+    ev.outcome = Some(Outcome::Refused);
+    if code != 0 {
+        ev.error_code = Some(code);
+        ev.sqlstate = Some(state.to_string());
+    }
+    ev.error = Some(e.to_string());
+    ev.detail = Some("session ended during the handshake".into());
+    let _ = ctx.auditor.record(ev).await;
+}
+
+impl Session {
+    /// Commands until the session ends.
+    async fn serve(&mut self) -> End {
+        let mut shutdown = self.ctx.shutdown.clone();
+        loop {
+            self.client.shrink();
+            self.backend.shrink();
+            let packet = if self.client.buf.is_empty() {
+                tokio::select! {
+                    r = read_packet(&mut self.client, self.ctx.limits.max_message_bytes as usize, true) => r,
+                    _ = crate::pg::session::shutdown_signalled(&mut shutdown) => return End::Shutdown,
+                }
+            } else {
+                read_packet(
+                    &mut self.client,
+                    self.ctx.limits.max_message_bytes as usize,
+                    true,
+                )
+                .await
+            };
+            let packet = match packet {
+                Ok(Some(p)) => p,
+                Ok(None) => return End::ClientClosed,
+                Err(SessionError::ClientProtocol(ProtocolError::MessageTooLarge { len, max })) => {
+                    // Answer as the server does (ER_NET_PACKET_TOO_LARGE),
+                    // then end: the rest of the packet cannot be skipped
+                    // without reading it.
+                    let mut out = BytesMut::new();
+                    encode_err(
+                        &mut out,
+                        1,
+                        PACKET_TOO_LARGE,
+                        "08S01",
+                        &format!("danxia: a packet of {len} bytes exceeds limits.max_message_bytes ({max})"),
+                    );
+                    let _ =
+                        tokio::time::timeout(FAREWELL_TIMEOUT, self.client.stream.write_all(&out))
+                            .await;
+                    return End::Error(SessionError::ClientProtocol(
+                        ProtocolError::MessageTooLarge { len, max },
+                    ));
+                }
+                Err(e) => return End::Error(e),
+            };
+            self.ctx
+                .metrics
+                .client_in
+                .increment(packet.payload.len() as u64 + 4);
+            let r = self.command(packet).await;
+            self.flush_events().await;
+            match r {
+                Ok(true) => {}
+                Ok(false) => return End::Quit,
+                Err(e) => return End::Error(e),
+            }
+        }
+    }
+
+    /// Answers one command completely. `Ok(false)` after COM_QUIT.
+    async fn command(&mut self, p: Packet) -> Result<bool, SessionError> {
+        self.seq_shift = 0;
+        self.swallow = false;
+        self.stmt_bytes_out = 0;
+        let started = Instant::now();
+        let Some(&code) = p.payload.first() else {
+            // An empty packet is not a command: the server would drop us.
+            return Err(SessionError::ClientProtocol(ProtocolError::Malformed {
+                message: "command",
+                reason: "empty command packet",
+            }));
+        };
+        match code {
+            cmd::COM_QUERY => self.query(&p, started).await?,
+            cmd::COM_STMT_PREPARE => self.prepare(&p, started).await?,
+            cmd::COM_STMT_EXECUTE => self.execute(&p, started).await?,
+            cmd::COM_STMT_FETCH => self.fetch(&p, started).await?,
+            cmd::COM_STMT_SEND_LONG_DATA => {
+                if let Ok((id, param, _)) = cmd::parse_send_long_data(&p.payload) {
+                    if let Some(ps) = self.prepared.get_mut(&id) {
+                        if let Some(f) = ps.long_data.get_mut(usize::from(param)) {
+                            *f = true;
+                        }
+                    }
+                }
+                self.forward_command(&p).await?;
+            }
+            cmd::COM_STMT_CLOSE => {
+                if let Ok(id) = cmd::stmt_id(&p.payload) {
+                    self.prepared.remove(&id);
+                }
+                self.forward_command(&p).await?;
+            }
+            cmd::COM_STMT_RESET => {
+                if let Ok(id) = cmd::stmt_id(&p.payload) {
+                    if let Some(ps) = self.prepared.get_mut(&id) {
+                        ps.long_data.iter_mut().for_each(|f| *f = false);
+                    }
+                }
+                self.forward_command(&p).await?;
+                self.simple_response().await?;
+            }
+            cmd::COM_QUIT => {
+                self.forward_command(&p).await?;
+                return Ok(false);
+            }
+            cmd::COM_PING | cmd::COM_STATISTICS | cmd::COM_DEBUG => {
+                self.forward_command(&p).await?;
+                self.simple_response().await?;
+            }
+            cmd::COM_SET_OPTION => {
+                self.forward_command(&p).await?;
+                self.simple_response().await?;
+            }
+            cmd::COM_RESET_CONNECTION => {
+                self.forward_command(&p).await?;
+                if self.simple_response().await? {
+                    self.prepared.clear();
+                    self.last_prepared = None;
+                    self.decoding = self.handshake_decoding;
+                    self.ansi_quotes = false;
+                }
+            }
+            cmd::COM_CHANGE_USER => self.change_user(&p).await?,
+            cmd::COM_INIT_DB
+            | cmd::COM_FIELD_LIST
+            | cmd::COM_PROCESS_KILL
+            | cmd::COM_REFRESH
+            | cmd::COM_SHUTDOWN
+            | cmd::COM_CREATE_DB
+            | cmd::COM_DROP_DB => self.legacy_command(&p, started).await?,
+            _ => {
+                // Replication, COM_MULTI, bulk execute (their capabilities
+                // are not offered) and unknown commands: refused, the
+                // session goes on.
+                let name = cmd::command_name(code);
+                let mut ev = self.ident.event(EventKind::Statement);
+                ev.protocol_flow = Some(Flow::Command.as_str());
+                ev.operation = Some(Operation::Unknown.as_str());
+                ev.statement = Some(format!("COM_{} (0x{code:02x})", name.to_ascii_uppercase()));
+                ev.outcome = Some(Outcome::Refused);
+                let msg =
+                    format!("danxia: the {name} command is not relayed by the database firewall");
+                ev.error_code = Some(UNKNOWN_COMMAND);
+                ev.sqlstate = Some("08S01".into());
+                ev.error = Some(msg.clone());
+                self.ctx
+                    .metrics
+                    .statement(Operation::Unknown, Outcome::Refused);
+                self.events.push(ev);
+                encode_err(
+                    &mut self.out,
+                    p.last_seq().wrapping_add(1),
+                    UNKNOWN_COMMAND,
+                    "08S01",
+                    &msg,
+                );
+                self.flush_client().await?;
+            }
+        }
+        self.flush_client().await?;
+        Ok(true)
+    }
+
+    /// COM_QUERY: every statement of the text decided; all forwarded or
+    /// none.
+    async fn query(&mut self, p: &Packet, started: Instant) -> Result<(), SessionError> {
+        let text = p.payload.get(1..).unwrap_or_default();
+        let mut stmts = self.analyse(text);
+        if let Some(i) = self.enforcer.judge(&self.ctx, &mut stmts) {
+            return self.refuse(p, &stmts, i, started, Flow::Query).await;
+        }
+        let stmts: Vec<Arc<Statement>> = stmts.into_iter().map(Arc::new).collect();
+        self.forward_command(p).await?;
+        self.relay_results(
+            &stmts,
+            None,
+            Flow::Query,
+            started,
+            p.payload.len() as u64,
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Statement text of one COM_QUERY / COM_STMT_PREPARE, analysed in the
+    /// connection's character set and SQL mode. A statement that follows
+    /// one changing either in the same text is not analysed: the server
+    /// reads it under settings the proxy has not seen take effect.
+    fn analyse(&self, bytes: &[u8]) -> Vec<Statement> {
+        let text = match decode(bytes, self.decoding) {
+            Ok(t) => t,
+            Err(why) => {
+                return vec![self
+                    .ctx
+                    .analyzer
+                    .unanalysable(&String::from_utf8_lossy(bytes), why)]
+            }
+        };
+        let opts = LexOptions {
+            no_backslash_escapes: self.server_status & status::SERVER_STATUS_NO_BACKSLASH_ESCAPES
+                != 0,
+            ansi_quotes: self.ansi_quotes,
+            ..LexOptions::for_dialect(Dialect::MySql)
+        };
+        let mut stmts = self.ctx.analyzer.statements(&text, opts);
+        let mut changed = false;
+        for s in &mut stmts {
+            if changed {
+                *s = self.ctx.analyzer.unanalysable(
+                    &s.text,
+                    "follows a statement that changes the character set or SQL mode in the same request",
+                );
+                continue;
+            }
+            changed =
+                s.facts.operation == Operation::Set && charset::changes_lexing(&s.facts.normalized);
+        }
+        stmts
+    }
+
+    /// Refuses a command because statement `index` of `stmts` is denied:
+    /// an ERR to the client, nothing to the server.
+    async fn refuse(
+        &mut self,
+        p: &Packet,
+        stmts: &[Statement],
+        index: usize,
+        started: Instant,
+        flow: Flow,
+    ) -> Result<(), SessionError> {
+        let n = stmts.len();
+        let mut message = String::new();
+        for (i, s) in stmts.iter().enumerate() {
+            if i == index {
+                let d = s.judgement.as_ref().map(|j| j.decision.clone());
+                message = match &d {
+                    Some(d) if n > 1 => format!(
+                        "danxia: {} (rule {}); statement {} of {n} in this request was refused, none of them ran",
+                        d.message,
+                        d.rule_id,
+                        i + 1
+                    ),
+                    Some(d) => format!("danxia: {} (rule {})", d.message, d.rule_id),
+                    None => "danxia: refused by policy".to_string(),
+                };
+                let c = Completion {
+                    outcome: Outcome::Refused,
+                    rows: None,
+                    error: Some((self.deny_code, DENY_SQLSTATE.into(), message.clone())),
+                    detail: Some("refused by policy"),
+                };
+                self.emit(Some(s), flow, started, c, p.payload.len() as u64, None);
+            } else {
+                self.emit(
+                    Some(s),
+                    flow,
+                    started,
+                    Completion::aborted(NOT_EXECUTED_DENIED),
+                    0,
+                    None,
+                );
+            }
+        }
+        encode_err(
+            &mut self.out,
+            p.last_seq().wrapping_add(1),
+            self.deny_code,
+            DENY_SQLSTATE,
+            &message,
+        );
+        self.flush_client().await
+    }
+
+    /// COM_STMT_PREPARE: decided on its text; remembered with its shape.
+    async fn prepare(&mut self, p: &Packet, started: Instant) -> Result<(), SessionError> {
+        let text = p.payload.get(1..).unwrap_or_default();
+        let mut stmts = self.analyse(text);
+        if let Some(i) = self.enforcer.judge(&self.ctx, &mut stmts) {
+            return self.refuse(p, &stmts, i, started, Flow::Prepare).await;
+        }
+        // The server prepares one statement; several are its syntax error.
+        let stmt = Arc::new(if stmts.len() == 1 {
+            stmts.remove(0)
+        } else {
+            let text = decode(text, self.decoding).unwrap_or_default();
+            let mut s = self
+                .ctx
+                .analyzer
+                .unanalysable(&text, "not a single statement");
+            self.enforcer.judge(&self.ctx, std::slice::from_mut(&mut s));
+            s
+        });
+        self.forward_command(p).await?;
+        let first = self.backend_packet().await?;
+        match first.payload.first() {
+            Some(&resp::ERR_HEADER) => {
+                self.forward(&first);
+                let c = self.err_completion(&first.payload);
+                self.emit(
+                    Some(&stmt),
+                    Flow::Prepare,
+                    started,
+                    c,
+                    p.payload.len() as u64,
+                    None,
+                );
+                Ok(())
+            }
+            Some(&resp::OK_HEADER) => {
+                let ok = parse_prepare_ok(&first.payload).map_err(SessionError::BackendProtocol)?;
+                self.forward(&first);
+                let deprecate_eof = self.caps & caps::CLIENT_DEPRECATE_EOF != 0;
+                for _ in 0..ok.num_params {
+                    let d = self.backend_packet().await?;
+                    self.forward(&d);
+                }
+                if ok.num_params > 0 && !deprecate_eof {
+                    let e = self.backend_packet().await?;
+                    self.forward(&e);
+                }
+                let names = Inspector::needs_names(Some(&stmt));
+                let mut cols = Columns::default();
+                for _ in 0..ok.num_columns {
+                    let d = self.backend_packet().await?;
+                    if let Ok(c) = myresults::parse_col(&d.payload, names) {
+                        cols.push(c);
+                    }
+                    self.forward(&d);
+                }
+                if ok.num_columns > 0 && !deprecate_eof {
+                    let e = self.backend_packet().await?;
+                    self.forward(&e);
+                }
+                if self.prepared.len() >= MAX_PREPARED && !self.prepared.contains_key(&ok.stmt_id) {
+                    self.prepared.clear();
+                }
+                let n = usize::from(ok.num_params);
+                self.prepared.insert(
+                    ok.stmt_id,
+                    Prepared {
+                        stmt,
+                        num_params: n,
+                        types: None,
+                        long_data: vec![false; n],
+                        columns: (ok.num_columns > 0).then(|| Arc::new(cols)),
+                    },
+                );
+                self.last_prepared = Some(ok.stmt_id);
+                Ok(())
+            }
+            _ => Err(SessionError::BackendProtocol(ProtocolError::Malformed {
+                message: "COM_STMT_PREPARE response",
+                reason: "neither OK nor ERR",
+            })),
+        }
+    }
+
+    /// COM_STMT_EXECUTE: decided again if the policy changed since the
+    /// prepare; parameters decoded for the audit.
+    async fn execute(&mut self, p: &Packet, started: Instant) -> Result<(), SessionError> {
+        let mut id = cmd::stmt_id(&p.payload).unwrap_or(0);
+        if id == LAST_PREPARED_STMT_ID {
+            id = self.last_prepared.unwrap_or(id);
+        }
+        let Some(ps) = self.prepared.get_mut(&id) else {
+            // Unknown to danxia (so unknown to the server too, unless it
+            // was prepared before a COM_RESET… the server will answer).
+            self.forward_command(p).await?;
+            return self
+                .relay_results(
+                    &[],
+                    Some(None),
+                    Flow::Prepared,
+                    started,
+                    p.payload.len() as u64,
+                    None,
+                )
+                .await;
+        };
+        let stmt = self.enforcer.rejudge(&self.ctx, ps.stmt.clone());
+        ps.stmt = stmt.clone();
+        let params = match parse_execute(
+            &p.payload,
+            ps.num_params,
+            ps.types.as_deref(),
+            &ps.long_data,
+        ) {
+            Ok(e) => {
+                if e.types.is_some() {
+                    ps.types = e.types;
+                }
+                Some(render_params(&e.params, MAX_AUDITED_PARAMS))
+            }
+            Err(_) => None,
+        };
+        ps.long_data.iter_mut().for_each(|f| *f = false);
+        if stmt.blocked() {
+            let s = (*stmt).clone();
+            return self
+                .refuse(p, std::slice::from_ref(&s), 0, started, Flow::Prepared)
+                .await;
+        }
+        self.forward_command(p).await?;
+        self.relay_results(
+            std::slice::from_ref(&stmt),
+            Some(Some(id)),
+            Flow::Prepared,
+            started,
+            p.payload.len() as u64,
+            params,
+        )
+        .await
+    }
+
+    /// COM_STMT_FETCH: rows of a cursor opened by an execute, in the shape
+    /// that execute described.
+    async fn fetch(&mut self, p: &Packet, started: Instant) -> Result<(), SessionError> {
+        let id = cmd::stmt_id(&p.payload).unwrap_or(0);
+        let (stmt, cols) = match self.prepared.get(&id) {
+            Some(ps) => (Some(ps.stmt.clone()), ps.columns.clone()),
+            None => (None, None),
+        };
+        self.forward_command(p).await?;
+        let cols = cols.unwrap_or_default();
+        if let Some(s) = &stmt {
+            myresults::begin(&mut self.inspector, Some(s), &cols, true);
+        }
+        let mut rows = 0u64;
+        loop {
+            let r = self.backend_packet().await?;
+            match r.payload.first() {
+                Some(&resp::ERR_HEADER) => {
+                    self.forward(&r);
+                    let c = self.err_completion(&r.payload);
+                    self.emit(
+                        stmt.as_deref(),
+                        Flow::Fetch,
+                        started,
+                        c,
+                        p.payload.len() as u64,
+                        None,
+                    );
+                    return Ok(());
+                }
+                Some(_) if is_terminator(&r.payload) => {
+                    self.server_status = terminator_status(&r.payload, self.caps);
+                    self.end_rows(&r);
+                    let c = Completion::ok(Some(rows));
+                    self.emit(
+                        stmt.as_deref(),
+                        Flow::Fetch,
+                        started,
+                        c,
+                        p.payload.len() as u64,
+                        None,
+                    );
+                    return Ok(());
+                }
+                _ => {
+                    rows += 1;
+                    self.row(&r, Some(&cols.types))?;
+                }
+            }
+            self.maybe_flush().await?;
+        }
+    }
+
+    /// COM_INIT_DB, COM_FIELD_LIST and the other commands that do what a
+    /// statement could: decided and audited as that statement.
+    async fn legacy_command(&mut self, p: &Packet, started: Instant) -> Result<(), SessionError> {
+        let arg = p.payload.get(1..).unwrap_or_default();
+        let text = decode(arg, self.decoding).unwrap_or_default();
+        let name = text.split('\0').next().unwrap_or("");
+        let quoted = format!("`{}`", name.replace('`', "``"));
+        let code = p.payload.first().copied().unwrap_or(0);
+        let sql = match code {
+            cmd::COM_INIT_DB => format!("USE {quoted}"),
+            cmd::COM_FIELD_LIST => format!("SHOW COLUMNS FROM {quoted}"),
+            cmd::COM_PROCESS_KILL => format!(
+                "KILL {}",
+                arg.get(..4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .unwrap_or(0)
+            ),
+            cmd::COM_REFRESH => "FLUSH PRIVILEGES".to_string(),
+            cmd::COM_SHUTDOWN => "SHUTDOWN".to_string(),
+            cmd::COM_CREATE_DB => format!("CREATE DATABASE {quoted}"),
+            _ => format!("DROP DATABASE {quoted}"),
+        };
+        let mut stmts = self
+            .ctx
+            .analyzer
+            .statements(&sql, LexOptions::for_dialect(Dialect::MySql));
+        if stmts.is_empty() {
+            stmts.push(self.ctx.analyzer.unanalysable(&sql, "empty command"));
+        }
+        stmts.truncate(1);
+        if let Some(i) = self.enforcer.judge(&self.ctx, &mut stmts) {
+            return self.refuse(p, &stmts, i, started, Flow::Command).await;
+        }
+        let stmt = stmts.remove(0);
+        self.forward_command(p).await?;
+        if code == cmd::COM_FIELD_LIST {
+            // Column definitions up to an EOF (or an ERR).
+            loop {
+                let r = self.backend_packet().await?;
+                self.forward(&r);
+                match r.payload.first() {
+                    Some(&resp::ERR_HEADER) => {
+                        let c = self.err_completion(&r.payload);
+                        self.emit(
+                            Some(&stmt),
+                            Flow::Command,
+                            started,
+                            c,
+                            p.payload.len() as u64,
+                            None,
+                        );
+                        return Ok(());
+                    }
+                    Some(_) if is_terminator(&r.payload) => break,
+                    _ => {}
+                }
+                self.maybe_flush().await?;
+            }
+            self.emit(
+                Some(&stmt),
+                Flow::Command,
+                started,
+                Completion::ok(None),
+                p.payload.len() as u64,
+                None,
+            );
+            return Ok(());
+        }
+        let r = self.backend_packet().await?;
+        self.forward(&r);
+        let c = match r.payload.first() {
+            Some(&resp::ERR_HEADER) => self.err_completion(&r.payload),
+            _ => {
+                if let Ok(ok) = parse_ok(&r.payload, self.caps) {
+                    self.server_status = ok.status;
+                }
+                if code == cmd::COM_INIT_DB {
+                    self.set_database(name);
+                }
+                Completion::ok(None)
+            }
+        };
+        self.emit(
+            Some(&stmt),
+            Flow::Command,
+            started,
+            c,
+            p.payload.len() as u64,
+            None,
+        );
+        Ok(())
+    }
+
+    /// COM_CHANGE_USER: a new authentication on the same connection; on
+    /// success the session is the new user's (statements, character set
+    /// and prepared statements start afresh).
+    async fn change_user(&mut self, p: &Packet) -> Result<(), SessionError> {
+        let cu = cmd::parse_change_user(&p.payload, self.caps)?;
+        self.forward_command(p).await?;
+        let ctx = self.ctx.clone();
+        match relay_auth(&ctx, &mut self.client, &mut self.backend).await? {
+            AuthEnd::Ok => {
+                let user: Arc<str> = Arc::from(String::from_utf8_lossy(&cu.user).as_ref());
+                let db: Arc<str> = Arc::from(String::from_utf8_lossy(&cu.database).as_ref());
+                self.ident.user = Some(user.clone());
+                self.ident.database = Some(db.clone());
+                self.enforcer.set_identity(user, db);
+                self.prepared.clear();
+                self.last_prepared = None;
+                self.ansi_quotes = false;
+                if let Some(c) = cu.charset {
+                    self.decoding = charset::decoding_for_collation(c);
+                    self.handshake_decoding = self.decoding;
+                }
+                let mut ev = self.ident.event(EventKind::SessionStart);
+                ev.detail = Some("COM_CHANGE_USER".into());
+                self.events.push(ev);
+            }
+            AuthEnd::Failed(code, state, message) => {
+                self.ctx.metrics.auth_failures.increment(1);
+                let mut ev = self.ident.event(EventKind::AuthFailure);
+                ev.outcome = Some(Outcome::Error);
+                ev.error_code = Some(code);
+                ev.sqlstate = Some(state);
+                ev.error = Some(message);
+                ev.detail = Some(format!(
+                    "COM_CHANGE_USER to {:?} refused by the server",
+                    String::from_utf8_lossy(&cu.user)
+                ));
+                self.events.push(ev);
+            }
+        }
+        Ok(())
+    }
+
+    fn set_database(&mut self, name: &str) {
+        let db: Arc<str> = Arc::from(name);
+        self.ident.database = Some(db.clone());
+        let user = self.ident.user.clone().unwrap_or_else(|| Arc::from(""));
+        self.enforcer.set_identity(user, db);
+    }
+
+    /// A one-packet answer (OK, ERR, EOF or a string), forwarded. Returns
+    /// whether it was an OK.
+    async fn simple_response(&mut self) -> Result<bool, SessionError> {
+        let r = self.backend_packet().await?;
+        self.forward(&r);
+        let ok = r.payload.first() == Some(&resp::OK_HEADER);
+        if ok {
+            if let Ok(o) = parse_ok(&r.payload, self.caps) {
+                self.server_status = o.status;
+            }
+        } else if is_terminator(&r.payload) {
+            self.server_status = terminator_status(&r.payload, self.caps);
+        }
+        Ok(ok)
+    }
+}
+
+impl Session {
+    /// Relays the response to a COM_QUERY (`binary` None) or COM_STMT_EXECUTE
+    /// (`binary` Some(prepared id, if known)): each result (OK, ERR, result
+    /// set) completes the next statement, except a CALL's result sets,
+    /// which its final OK completes.
+    async fn relay_results(
+        &mut self,
+        stmts: &[Arc<Statement>],
+        binary: Option<Option<u32>>,
+        flow: Flow,
+        started: Instant,
+        bytes_in: u64,
+        params: Option<String>,
+    ) -> Result<(), SessionError> {
+        let mut params = params;
+        let mut i = 0usize;
+        let mut rows = 0u64;
+        let deprecate_eof = self.caps & caps::CLIENT_DEPRECATE_EOF != 0;
+        loop {
+            let stmt = stmts.get(i).cloned();
+            let stmt = stmt.as_deref();
+            let bytes = if i == 0 { bytes_in } else { 0 };
+            let r = self.backend_packet().await?;
+            match r.payload.first() {
+                Some(&resp::OK_HEADER) => {
+                    let ok =
+                        parse_ok(&r.payload, self.caps).map_err(SessionError::BackendProtocol)?;
+                    let (st, affected) = (ok.status, ok.affected_rows);
+                    let changes = if ok.session_state.is_empty() {
+                        Vec::new()
+                    } else {
+                        resp::session_track(ok.session_state)
+                    };
+                    self.server_status = st;
+                    self.forward(&r);
+                    self.after_success(stmt, &changes);
+                    let n = if rows > 0 { rows } else { affected };
+                    self.emit(
+                        stmt,
+                        flow,
+                        started,
+                        Completion::ok(Some(n)),
+                        bytes,
+                        params.take(),
+                    );
+                    rows = 0;
+                    i += 1;
+                    if st & status::SERVER_STATUS_MORE_RESULTS_EXISTS == 0 {
+                        break;
+                    }
+                }
+                Some(&resp::ERR_HEADER) => {
+                    self.forward(&r);
+                    let c = self.err_completion(&r.payload);
+                    self.emit(stmt, flow, started, c, bytes, params.take());
+                    for s in stmts.iter().skip(i + 1) {
+                        self.emit(
+                            Some(s),
+                            flow,
+                            started,
+                            Completion::aborted(NOT_EXECUTED),
+                            0,
+                            None,
+                        );
+                    }
+                    break;
+                }
+                Some(&resp::LOCAL_INFILE_HEADER) => {
+                    if let Some((c, more)) = self.local_infile(&r, stmt).await? {
+                        self.emit(stmt, flow, started, c, bytes, params.take());
+                        i += 1;
+                        if !more {
+                            break;
+                        }
+                    }
+                }
+                _ => {
+                    let n = resp::parse_column_count(&r.payload)
+                        .map_err(SessionError::BackendProtocol)?;
+                    if n > MAX_COLUMNS {
+                        return Err(SessionError::BackendProtocol(ProtocolError::Malformed {
+                            message: "result set",
+                            reason: "more columns than any server sends",
+                        }));
+                    }
+                    self.forward(&r);
+                    let names = Inspector::needs_names(stmt);
+                    let mut cols = Columns::default();
+                    for _ in 0..n {
+                        let d = self.backend_packet().await?;
+                        let c = myresults::parse_col(&d.payload, names)
+                            .map_err(SessionError::BackendProtocol)?;
+                        cols.push(c);
+                        self.forward(&d);
+                    }
+                    if !deprecate_eof {
+                        let e = self.backend_packet().await?;
+                        self.server_status = terminator_status(&e.payload, self.caps);
+                        self.forward(&e);
+                    }
+                    let cols = Arc::new(cols);
+                    if let Some(Some(id)) = binary {
+                        if let Some(ps) = self.prepared.get_mut(&id) {
+                            ps.columns = Some(cols.clone());
+                        }
+                    }
+                    let cursor = !deprecate_eof
+                        && binary.is_some()
+                        && self.server_status & status::SERVER_STATUS_CURSOR_EXISTS != 0;
+                    if cursor {
+                        // A cursor: the rows come with COM_STMT_FETCH.
+                        self.emit(
+                            stmt,
+                            flow,
+                            started,
+                            Completion::ok(None),
+                            bytes,
+                            params.take(),
+                        );
+                        break;
+                    }
+                    myresults::begin(&mut self.inspector, stmt, &cols, binary.is_some());
+                    let types = binary.map(|_| cols.types.as_slice());
+                    loop {
+                        let r = self.backend_packet().await?;
+                        if r.payload.first() == Some(&resp::ERR_HEADER) {
+                            self.inspector.end_result();
+                            self.forward(&r);
+                            let c = self.err_completion(&r.payload);
+                            self.emit(stmt, flow, started, c, bytes, params.take());
+                            for s in stmts.iter().skip(i + 1) {
+                                self.emit(
+                                    Some(s),
+                                    flow,
+                                    started,
+                                    Completion::aborted(NOT_EXECUTED),
+                                    0,
+                                    None,
+                                );
+                            }
+                            return Ok(());
+                        }
+                        if is_terminator(&r.payload) {
+                            self.server_status = terminator_status(&r.payload, self.caps);
+                            self.end_rows(&r);
+                            break;
+                        }
+                        rows += 1;
+                        self.row(&r, types)?;
+                        self.maybe_flush().await?;
+                    }
+                    self.inspector.end_result();
+                    let more = self.server_status & status::SERVER_STATUS_MORE_RESULTS_EXISTS != 0;
+                    let call = stmt.is_some_and(|s| s.facts.operation == Operation::Call);
+                    if !call || !more {
+                        self.after_success(stmt, &[]);
+                        self.emit(
+                            stmt,
+                            flow,
+                            started,
+                            Completion::ok(Some(rows)),
+                            bytes,
+                            params.take(),
+                        );
+                        rows = 0;
+                        i += 1;
+                    }
+                    if !more {
+                        break;
+                    }
+                }
+            }
+            self.maybe_flush().await?;
+        }
+        Ok(())
+    }
+
+    /// One result row: inspected within the budget, forwarded, rewritten
+    /// or withheld.
+    fn row(&mut self, r: &Packet, binary_types: Option<&[u8]>) -> Result<(), SessionError> {
+        if self.swallow {
+            return Ok(());
+        }
+        let len = r.payload.len();
+        if !self.inspector.wants_row(len)? {
+            self.inspector.on_streamed_row(len);
+            self.forward(r);
+            return Ok(());
+        }
+        self.row_out.clear();
+        let mut row_out = std::mem::take(&mut self.row_out);
+        let action = match binary_types {
+            None => self.inspector.on_row(&TextRows, &r.payload, &mut row_out),
+            Some(t) => self
+                .inspector
+                .on_row(&BinaryRows(t), &r.payload, &mut row_out),
+        };
+        let action = match action {
+            Ok(a) => a,
+            Err(e) => {
+                self.row_out = row_out;
+                return Err(SessionError::Masking(e));
+            }
+        };
+        match action {
+            RowAction::Forward => self.forward(r),
+            RowAction::Replaced => {
+                let seq = r.seq.wrapping_sub(self.seq_shift);
+                let before = self.out.len();
+                let last = write_frame(&mut self.out, seq, &row_out);
+                self.stmt_bytes_out += (self.out.len() - before) as u64;
+                // A rewrite longer than a frame takes more sequence ids.
+                let extra = last
+                    .wrapping_sub(seq)
+                    .wrapping_sub(r.frames.saturating_sub(1) as u8);
+                self.seq_shift = self.seq_shift.wrapping_sub(extra);
+            }
+            RowAction::Drop => self.seq_shift = self.seq_shift.wrapping_add(r.frames as u8),
+        }
+        self.row_out = row_out;
+        Ok(())
+    }
+
+    /// The end of a result set's rows: forwarded, or, when a limit cut the
+    /// result, replaced by the refusal (the rest of the response is then
+    /// read but not forwarded: for the client the ERR ends it).
+    fn end_rows(&mut self, r: &Packet) {
+        if self.swallow {
+            return;
+        }
+        if let Some(l) = self.inspector.cut() {
+            let msg = format!("danxia: {} (rule {})", l.message, l.rule_id);
+            let seq = r.seq.wrapping_sub(self.seq_shift);
+            let before = self.out.len();
+            encode_err(&mut self.out, seq, self.deny_code, DENY_SQLSTATE, &msg);
+            self.stmt_bytes_out += (self.out.len() - before) as u64;
+            self.swallow = true;
+            return;
+        }
+        self.forward(r);
+    }
+
+    /// The server asks for a local file (LOAD DATA LOCAL INFILE). Relayed
+    /// only for a statement the policy allowed as exactly that; otherwise
+    /// the server gets an empty file, the client an ERR, and the statement
+    /// is recorded as refused: `Some((completion, more results follow))`.
+    async fn local_infile(
+        &mut self,
+        r: &Packet,
+        stmt: Option<&Statement>,
+    ) -> Result<Option<(Completion, bool)>, SessionError> {
+        let announced = stmt.is_some_and(|s| {
+            s.facts.operation == Operation::CopyIn
+                && !s.blocked()
+                && s.facts.normalized.to_ascii_lowercase().contains("local")
+        });
+        if announced {
+            self.forward(r);
+            self.flush_client().await?;
+            let max = self.ctx.limits.max_message_bytes as usize;
+            let mut o = BytesMut::new();
+            loop {
+                let Some(c) = read_packet(&mut self.client, max, true).await? else {
+                    return Err(SessionError::ClientGone);
+                };
+                self.ctx
+                    .metrics
+                    .client_in
+                    .increment(c.payload.len() as u64 + 4);
+                write_frame(&mut o, c.seq, &c.payload);
+                send(
+                    &mut self.backend.stream,
+                    &mut o,
+                    &self.ctx.metrics.backend_out,
+                )
+                .await
+                .map_err(SessionError::BackendIo)?;
+                if c.payload.is_empty() {
+                    return Ok(None);
+                }
+            }
+        }
+        let mut o = BytesMut::new();
+        write_frame(&mut o, r.seq.wrapping_add(1), &[]);
+        send(
+            &mut self.backend.stream,
+            &mut o,
+            &self.ctx.metrics.backend_out,
+        )
+        .await
+        .map_err(SessionError::BackendIo)?;
+        let answer = self.backend_packet().await?;
+        let st = match answer.payload.first() {
+            Some(&resp::OK_HEADER) => parse_ok(&answer.payload, self.caps)
+                .map(|o| o.status)
+                .unwrap_or(0),
+            _ => 0,
+        };
+        self.server_status = st;
+        let msg = "danxia: the server asked for a client file that this statement did not announce as LOAD DATA LOCAL INFILE; refused";
+        if !self.swallow {
+            let seq = r.seq.wrapping_sub(self.seq_shift);
+            encode_err(&mut self.out, seq, self.deny_code, DENY_SQLSTATE, msg);
+            self.swallow = true;
+        }
+        warn!(session = %self.ident.session, "unannounced LOCAL INFILE request refused");
+        let c = Completion {
+            outcome: Outcome::Refused,
+            rows: None,
+            error: Some((self.deny_code, DENY_SQLSTATE.into(), msg.into())),
+            detail: Some("unannounced LOCAL INFILE request"),
+        };
+        Ok(Some((
+            c,
+            st & status::SERVER_STATUS_MORE_RESULTS_EXISTS != 0,
+        )))
+    }
+
+    /// What a statement that succeeded changes in the session: the
+    /// database (`USE`), the character set (`SET NAMES` …), ANSI_QUOTES,
+    /// and whatever the server's session tracking reports.
+    fn after_success(&mut self, stmt: Option<&Statement>, changes: &[SessionChange]) {
+        if let Some(s) = stmt {
+            if s.facts.operation == Operation::Set {
+                let t = s.text.trim();
+                if t.len() > 4 && t[..4].eq_ignore_ascii_case("use ") {
+                    let db = t[4..].trim().trim_end_matches(';').trim();
+                    let db = db
+                        .strip_prefix('`')
+                        .and_then(|d| d.strip_suffix('`'))
+                        .map(|d| d.replace("``", "`"))
+                        .unwrap_or_else(|| db.to_string());
+                    self.set_database(&db);
+                } else if charset::changes_lexing(&s.facts.normalized) {
+                    if let Some(name) = charset::charset_set_by(&s.text) {
+                        self.decoding = if name == "default" {
+                            self.handshake_decoding
+                        } else {
+                            charset::decoding_for(&name)
+                        };
+                    }
+                    if let Some(a) = charset::ansi_quotes_set_by(&s.text) {
+                        self.ansi_quotes = a;
+                    }
+                }
+            }
+        }
+        for c in changes {
+            match c {
+                SessionChange::SystemVariable { name, value } => match name.as_str() {
+                    "character_set_client" => self.decoding = charset::decoding_for(value),
+                    "sql_mode" => {
+                        let v = value.to_ascii_uppercase();
+                        self.ansi_quotes = v.split(',').any(|m| m == "ANSI_QUOTES" || m == "ANSI");
+                    }
+                    _ => {}
+                },
+                SessionChange::Schema(db) => {
+                    if self.ident.database.as_deref() != Some(db.as_str()) {
+                        self.set_database(db);
+                    }
+                }
+                SessionChange::Other(_) => {}
+            }
+        }
+    }
+
+    fn err_completion(&self, payload: &[u8]) -> Completion {
+        let (code, state, msg) = err_fields(payload);
+        Completion {
+            outcome: Outcome::Error,
+            rows: None,
+            error: Some((code, state, msg)),
+            detail: None,
+        }
+    }
+
+    /// Records one statement's event (and its alert).
+    fn emit(
+        &mut self,
+        stmt: Option<&Statement>,
+        flow: Flow,
+        started: Instant,
+        c: Completion,
+        bytes_in: u64,
+        params: Option<String>,
+    ) {
+        let mut c = c;
+        let mut ev = self.ident.event(EventKind::Statement);
+        ev.protocol_flow = Some(flow.as_str());
+        let op = match stmt {
+            Some(s) => {
+                describe_statement(&mut ev, s, self.text_mode);
+                s.facts.operation
+            }
+            None => {
+                ev.operation = Some(Operation::Unknown.as_str());
+                ev.detail = Some("statement not tracked (unknown prepared statement)".into());
+                Operation::Unknown
+            }
+        };
+        let summary = self.inspector.finish();
+        if !summary.is_empty() {
+            if let Some(l) = add_summary(&mut ev, &summary, &self.ctx.metrics) {
+                c.outcome = Outcome::Refused;
+                c.error = Some((
+                    self.deny_code,
+                    DENY_SQLSTATE.into(),
+                    format!("danxia: {} (rule {})", l.message, l.rule_id),
+                ));
+                c.detail = Some(RESULT_CUT);
+            }
+        }
+        let elapsed = started.elapsed();
+        ev.rows = c.rows;
+        ev.bytes_out = Some(std::mem::take(&mut self.stmt_bytes_out));
+        ev.bytes_in = Some(bytes_in);
+        ev.duration_us = Some(elapsed.as_micros() as u64);
+        ev.outcome = Some(c.outcome);
+        if let Some((code, state, msg)) = c.error {
+            ev.error_code = Some(code);
+            ev.sqlstate = Some(state);
+            ev.error = Some(msg);
+        }
+        if let Some(d) = c.detail {
+            ev.detail = Some(d.to_string());
+        }
+        ev.params = params;
+        let m = &self.ctx.metrics;
+        m.statement(op, c.outcome);
+        if c.outcome != Outcome::Aborted {
+            m.statement_duration.record(elapsed.as_secs_f64());
+        }
+        let alert = (!ev.alerts.is_empty()).then(|| alert_event(&self.ident, &ev));
+        self.events.push(ev);
+        self.events.extend(alert);
+    }
+
+    /// Forwards a client command to the server as it came.
+    async fn forward_command(&mut self, p: &Packet) -> Result<(), SessionError> {
+        let mut o = BytesMut::with_capacity(p.payload.len() + 4);
+        write_frame(&mut o, p.seq, &p.payload);
+        send(
+            &mut self.backend.stream,
+            &mut o,
+            &self.ctx.metrics.backend_out,
+        )
+        .await
+        .map_err(SessionError::BackendIo)
+    }
+
+    /// Queues a server packet for the client (its sequence id shifted past
+    /// any withheld packets), unless the response is being swallowed.
+    fn forward(&mut self, p: &Packet) {
+        if self.swallow {
+            return;
+        }
+        let before = self.out.len();
+        write_frame(
+            &mut self.out,
+            p.seq.wrapping_sub(self.seq_shift),
+            &p.payload,
+        );
+        self.stmt_bytes_out += (self.out.len() - before) as u64;
+    }
+
+    /// The next server packet; what is queued for the client is written
+    /// first whenever the server has nothing more buffered, so rows stream.
+    async fn backend_packet(&mut self) -> Result<Packet, SessionError> {
+        let max = self.ctx.limits.max_message_bytes as usize;
+        loop {
+            match take_packet(&mut self.backend.buf, max) {
+                Ok(Some(p)) => {
+                    self.ctx
+                        .metrics
+                        .backend_in
+                        .increment(p.payload.len() as u64 + 4);
+                    return Ok(p);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(SessionError::BackendProtocol(e)),
+            }
+            self.flush_client().await?;
+            let n = self.backend.fill().await.map_err(SessionError::BackendIo)?;
+            if n == 0 {
+                return Err(SessionError::BackendIo(eof()));
+            }
+        }
+    }
+
+    async fn maybe_flush(&mut self) -> Result<(), SessionError> {
+        if self.out.len() >= FLUSH_AT {
+            self.flush_client().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_client(&mut self) -> Result<(), SessionError> {
+        send(
+            &mut self.client.stream,
+            &mut self.out,
+            &self.ctx.metrics.client_out,
+        )
+        .await
+        .map_err(SessionError::ClientIo)?;
+        if self.out.capacity() > MAX_RETAINED_BUFFER {
+            self.out = BytesMut::new();
+        }
+        Ok(())
+    }
+
+    async fn flush_events(&mut self) {
+        for ev in self.events.drain(..) {
+            // The writer counts and logs its own failures.
+            let _ = self.ctx.auditor.record(ev).await;
+        }
+    }
+
+    /// The clean end: the client told why where it can be, the server told
+    /// goodbye, the session's end audited.
+    async fn end(&mut self, end: End) {
+        let ctx = self.ctx.clone();
+        let mut farewell = BytesMut::new();
+        let (outcome, reason) = match &end {
+            End::Quit => (Outcome::Ok, "client quit".to_string()),
+            End::ClientClosed => (Outcome::Ok, "client closed the connection".to_string()),
+            End::Shutdown => (Outcome::Ok, "danxia shutdown".to_string()),
+            End::Error(e) => {
+                if let SessionError::Masking(_) = e {
+                    ctx.metrics.protocol_error("masking");
+                    warn!(session = %self.ident.session, error = %e, "session ended: a result could not be masked");
+                    encode_err(
+                        &mut farewell,
+                        self.last_seq_hint(),
+                        PROXY_ERROR,
+                        "HY000",
+                        &format!(
+                            "danxia: {e}; the session is closed rather than return it unmasked"
+                        ),
+                    );
+                } else if let Some(kind) = e.protocol_kind() {
+                    ctx.metrics.protocol_error(kind);
+                    let mut ev = self.ident.event(EventKind::ProtocolError);
+                    ev.outcome = Some(Outcome::Refused);
+                    ev.error = Some(e.to_string());
+                    self.events.push(ev);
+                    info!(session = %self.ident.session, error = %e, "session ended: protocol error");
+                } else {
+                    debug!(session = %self.ident.session, error = %e, "session ended");
+                }
+                (Outcome::Aborted, e.to_string())
+            }
+        };
+        if !farewell.is_empty() {
+            let _ = tokio::time::timeout(FAREWELL_TIMEOUT, self.client.stream.write_all(&farewell))
+                .await;
+        }
+        if !matches!(end, End::Quit) {
+            let mut q = BytesMut::new();
+            write_frame(&mut q, 0, &[cmd::COM_QUIT]);
+            let _ = tokio::time::timeout(FAREWELL_TIMEOUT, self.backend.stream.write_all(&q)).await;
+        }
+        let _ = self.client.stream.shutdown().await;
+        let _ = self.backend.stream.shutdown().await;
+        let mut ev = self.ident.event(EventKind::SessionEnd);
+        ev.outcome = Some(outcome);
+        ev.duration_us = Some(self.started.elapsed().as_micros() as u64);
+        ev.detail = Some(reason);
+        self.events.push(ev);
+        self.flush_events().await;
+    }
+
+    /// A sequence id for an unsolicited ERR mid-response: one past the last
+    /// packet queued (clients read it as the response's end).
+    fn last_seq_hint(&self) -> u8 {
+        1
+    }
+}
