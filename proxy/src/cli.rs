@@ -115,6 +115,8 @@ pub fn check(
 }
 
 pub struct ExplainArgs {
+    /// Read the SQL as MySQL / MariaDB does (else PostgreSQL).
+    pub mysql: bool,
     pub user: String,
     pub database: String,
     pub application: String,
@@ -158,16 +160,22 @@ pub fn explain(a: ExplainArgs) -> ExitCode {
         a.address,
     );
     println!(
-        "policy {} ({} rules), mode {}, user {:?}, database {:?}, application {:?}, address {}",
+        "policy {} ({} rules), mode {}, protocol {}, user {:?}, database {:?}, application {:?}, address {}",
         opts.dir.display(),
         policy.rule_count(),
         mode.as_str(),
+        if a.mysql { "mysql" } else { "postgres" },
         a.user,
         a.database,
         a.application,
         a.address.map_or("(none)".to_string(), |x| x.to_string())
     );
-    let statements = analyze(&a.sql, LexOptions::default());
+    let dialect = if a.mysql {
+        danxia_detectors::Dialect::MySql
+    } else {
+        danxia_detectors::Dialect::Postgres
+    };
+    let statements = analyze(&a.sql, LexOptions::for_dialect(dialect));
     let n = statements.len();
     let mut refused = false;
     let now = SystemTime::now();

@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
     long_about = "danxia is an inline, protocol-aware proxy in front of PostgreSQL. It forwards \
 every statement, audits each one into a hash-chained JSON Lines log, and exports Prometheus \
 metrics.\n\nWith no command it runs with ./danxia.toml, as `danxia run` does.",
-    after_help = "Examples:\n  danxia run --config /etc/danxia/danxia.toml\n  danxia audit verify var/audit\n  danxia check policies/packs/default\n  danxia explain --user app --db test \"select * from pg_shadow\"\n  danxia discover --dsn postgres://postgres@127.0.0.1:5432/test --out classification.toml\n\nLogging: set DANXIA_LOG (e.g. DANXIA_LOG=debug), default info; DANXIA_LOG_FORMAT=json for JSON logs."
+    after_help = "Examples:\n  danxia run --config /etc/danxia/danxia.toml\n  danxia audit verify var/audit\n  danxia check policies/packs/default\n  danxia explain --user app --db test \"select * from pg_shadow\"\n  danxia explain --protocol mysql --user app --db test \"select * from t into outfile '/tmp/x'\"\n  danxia discover --dsn postgres://postgres@127.0.0.1:5432/test --out classification.toml\n\nLogging: set DANXIA_LOG (e.g. DANXIA_LOG=debug), default info; DANXIA_LOG_FORMAT=json for JSON logs."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -82,7 +82,7 @@ enum Command {
         #[arg(short, long, default_value = "danxia.toml")]
         config: PathBuf,
         /// Wire protocol whose SQL dialect applies.
-        #[arg(long, default_value = "postgres", value_parser = ["postgres"])]
+        #[arg(long, default_value = "postgres", value_parser = ["postgres", "mysql"])]
         protocol: String,
         /// The SQL (several statements are judged one by one).
         sql: String,
@@ -149,9 +149,10 @@ fn main() -> ExitCode {
             mode,
             policy,
             config,
-            protocol: _,
+            protocol,
             sql,
         } => cli::explain(cli::ExplainArgs {
+            mysql: protocol == "mysql",
             user,
             database,
             application,
