@@ -4,6 +4,13 @@
 #   - psql, pg_isready, pgbench       (Debian: postgresql-client)
 #   - pgbouncer                       (Debian: pgbouncer; benchmark baseline)
 #   - psycopg2 for the tests' python3 (PyPI: psycopg2-binary)
+#   - mariadb, mariadb-admin          (Debian: mariadb-client; MySQL tests)
+#   - sysbench                        (Debian: sysbench; MySQL OLTP workload)
+#   - PyMySQL, mysql-connector-python (PyPI; MySQL client matrix)
+#   - MariaDB Connector/J             (Debian: libmariadb-java,
+#                                      /usr/share/java/mariadb-java-client.jar)
+#   - javac                           (Debian: default-jdk-headless, only when
+#                                      no javac is on PATH)
 #   - cargo-nextest                   (crates.io; the test runner)
 # apt-get update runs only when a Debian package has to be installed.
 set -euo pipefail
@@ -24,6 +31,20 @@ if ! pgbench --version >/dev/null 2>&1 && ! /usr/lib/postgresql/15/bin/pgbench -
 fi
 if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
     need_apt+=(pgbouncer)
+fi
+
+if ! command -v mariadb >/dev/null 2>&1 || ! command -v mariadb-admin >/dev/null 2>&1; then
+    need_apt+=(mariadb-client)
+fi
+if ! command -v sysbench >/dev/null 2>&1; then
+    need_apt+=(sysbench)
+fi
+MARIADB_JAR=/usr/share/java/mariadb-java-client.jar
+if [ ! -f "$MARIADB_JAR" ]; then
+    need_apt+=(libmariadb-java)
+fi
+if ! command -v javac >/dev/null 2>&1; then
+    need_apt+=(default-jdk-headless)
 fi
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -58,6 +79,26 @@ if ! "$PYTHON" -c 'import psycopg2' >/dev/null 2>&1; then
         "$PYTHON" -m pip install -q --break-system-packages psycopg2-binary
     fi
     "$PYTHON" -c 'import psycopg2' || { log "psycopg2 still not importable by $PYTHON"; exit 1; }
+fi
+
+# pip_install MODULE PACKAGE: installs PACKAGE unless MODULE imports.
+pip_install() {
+    local module="$1" package="$2"
+    if "$PYTHON" -c "import $module" >/dev/null 2>&1; then
+        return 0
+    fi
+    log "installing $package for $("$PYTHON" -c 'import sys; print(sys.executable)')"
+    if ! "$PYTHON" -m pip install -q "$package"; then
+        "$PYTHON" -m pip install -q --break-system-packages "$package"
+    fi
+    "$PYTHON" -c "import $module" || { log "$module still not importable by $PYTHON"; exit 1; }
+}
+pip_install pymysql PyMySQL
+pip_install mysql.connector mysql-connector-python
+
+if [ ! -f "$MARIADB_JAR" ]; then
+    log "$MARIADB_JAR is still missing after installing libmariadb-java"
+    exit 1
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then

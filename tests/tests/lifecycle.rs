@@ -233,7 +233,8 @@ fn config_errors_exit_2_naming_the_key() {
     // An unknown key in a table.
     let mut o = base.clone();
     o.limits.push(("max_mesage_bytes".into(), "5".into()));
-    let (code, stderr, path) = run_config(&o.to_toml(free_port(), free_port(), &audit));
+    let (code, stderr, path) =
+        run_config(&o.to_toml(free_port(), free_port(), free_port(), &audit));
     assert_eq!(code, Some(2), "unknown key:\n{stderr}");
     assert!(
         stderr.contains("max_mesage_bytes"),
@@ -247,16 +248,18 @@ fn config_errors_exit_2_naming_the_key() {
     // An unknown top-level table.
     let mut o = base.clone();
     o.extra_toml = "[polcy]\ndir = \"x\"\n".into();
-    let (code, stderr, _) = run_config(&o.to_toml(free_port(), free_port(), &audit));
+    let (code, stderr, _) = run_config(&o.to_toml(free_port(), free_port(), free_port(), &audit));
     assert_eq!(code, Some(2), "unknown table:\n{stderr}");
     assert!(stderr.contains("polcy"), "{stderr}");
 
     // A listen address that is not an address.
     let port = free_port();
-    let text = base.to_toml(port, free_port(), &audit).replace(
-        &format!("listen = \"127.0.0.1:{port}\""),
-        "listen = \"127.0.0.1:99999\"",
-    );
+    let text = base
+        .to_toml(port, free_port(), free_port(), &audit)
+        .replace(
+            &format!("listen = \"127.0.0.1:{port}\""),
+            "listen = \"127.0.0.1:99999\"",
+        );
     assert!(text.contains("127.0.0.1:99999"));
     let (code, stderr, _) = run_config(&text);
     assert_eq!(code, Some(2), "bad address:\n{stderr}");
@@ -268,7 +271,7 @@ fn config_errors_exit_2_naming_the_key() {
     // A value of the wrong kind.
     let mut o = base.clone();
     o.statement_text = Some("everything".into());
-    let (code, stderr, _) = run_config(&o.to_toml(free_port(), free_port(), &audit));
+    let (code, stderr, _) = run_config(&o.to_toml(free_port(), free_port(), free_port(), &audit));
     assert_eq!(code, Some(2), "bad enum value:\n{stderr}");
     assert!(
         stderr.contains("statement_text") || stderr.contains("everything"),

@@ -313,6 +313,18 @@ fn push_value(out: &mut String, value: &ParamValue) {
         ParamValue::Float(v) => {
             let _ = write!(out, "{v}");
         }
+        // Binary data (not UTF-8) as a hex literal, so the audit keeps
+        // every byte instead of replacement characters.
+        ParamValue::Bytes(b) if std::str::from_utf8(b).is_err() => {
+            out.push_str("x'");
+            for byte in b.iter().take(RENDER_VALUE_MAX / 2) {
+                let _ = write!(out, "{byte:02x}");
+            }
+            if b.len() > RENDER_VALUE_MAX / 2 {
+                out.push('…');
+            }
+            out.push('\'');
+        }
         ParamValue::Bytes(b) => push_quoted(out, b),
         ParamValue::Text(t) => push_quoted(out, t.as_bytes()),
         ParamValue::LongData => out.push_str("<long data>"),
@@ -320,7 +332,8 @@ fn push_value(out: &mut String, value: &ParamValue) {
 }
 
 /// A compact rendering of parameter values for audit records, e.g.
-/// `[1, 'abc', NULL, 3.5, <long data>]`: strings quoted and escaped so the
+/// `[1, 'abc', NULL, 3.5, x'00ff', <long data>]`: strings quoted and
+/// escaped (bytes that are not UTF-8 as a hex literal) so the
 /// record stays one line and unambiguous, each value cut at
 /// [`RENDER_VALUE_MAX`] chars, and the whole at most `max_len` bytes,
 /// ending with `…` when cut.
@@ -654,5 +667,14 @@ mod tests {
             let got = render_params(&many, max);
             assert!(got.len() <= max && got.ends_with('…'), "{max}: {got}");
         }
+    }
+
+    #[test]
+    fn binary_parameters_render_as_hex() {
+        let p = [
+            ParamValue::Bytes(vec![0x00, 0xff]),
+            ParamValue::Bytes(b"ok".to_vec()),
+        ];
+        assert_eq!(render_params(&p, 100), "[x'00ff', 'ok']");
     }
 }
