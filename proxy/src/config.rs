@@ -517,9 +517,15 @@ backend = "127.0.0.1:5432"
         let e = parse(pg).unwrap_err().to_string();
         assert!(e.contains("deny_error_code"), "{e}");
         let my = pg.replace("postgres", "mysql");
-        assert_eq!(parse(&my).expect("valid").listeners[0].mysql_deny_code(), 1142);
+        assert_eq!(
+            parse(&my).expect("valid").listeners[0].mysql_deny_code(),
+            1142
+        );
         let bad = my.replace("1142", "7");
-        assert!(parse(&bad).unwrap_err().to_string().contains("1000 and 65534"));
+        assert!(parse(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("1000 and 65534"));
     }
 
     #[test]

@@ -617,11 +617,7 @@ mod tests {
                 100,
                 "['a\\\\b\\x0a\\x00']",
             ),
-            (
-                &[ParamValue::Bytes(b"\xff\xfe".to_vec())],
-                100,
-                "['\u{fffd}\u{fffd}']",
-            ),
+            (&[ParamValue::Bytes(b"\xff\xfe".to_vec())], 100, "[x'fffe']"),
             (
                 &[ParamValue::Bytes("中文".as_bytes().to_vec())],
                 100,
