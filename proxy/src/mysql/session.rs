@@ -931,6 +931,12 @@ impl Session {
             self.enforcer.judge(&self.ctx, std::slice::from_mut(&mut s));
             s
         });
+        if stmt.blocked() {
+            let s = (*stmt).clone();
+            return self
+                .refuse(p, std::slice::from_ref(&s), 0, started, Flow::Prepare)
+                .await;
+        }
         self.forward_command(p).await?;
         let first = self.backend_packet().await?;
         match first.payload.first() {
