@@ -100,21 +100,25 @@ pub async fn run(ctx: &Arc<ListenerCtx>, client: TcpStream, peer: SocketAddr, id
     };
     let mut client = Conn::new(client);
     let started = Instant::now();
+    // Whether the greeting reached the client: the answer to a failure is
+    // then the reply to its handshake response (sequence 2), else 0.
+    let mut greeted = false;
     let hs = tokio::time::timeout(
         ctx.limits.startup_timeout,
-        handshake(ctx, &mut client, &mut ident, peer),
+        handshake(ctx, &mut client, &mut ident, peer, &mut greeted),
     )
     .await;
+    let reply_seq = if greeted { 2 } else { 0 };
     let ready = match hs {
         Ok(Ok(Some(r))) => r,
         Ok(Ok(None)) => return,
         Ok(Err(e)) => {
-            fail_startup(ctx, &mut client, &ident, e).await;
+            fail_startup(ctx, &mut client, &ident, e, reply_seq).await;
             return;
         }
         Err(_) => {
             let e = SessionError::StartupTimeout(ctx.limits.startup_timeout);
-            fail_startup(ctx, &mut client, &ident, e).await;
+            fail_startup(ctx, &mut client, &ident, e, reply_seq).await;
             return;
         }
     };
@@ -324,6 +328,7 @@ async fn handshake(
     client: &mut Conn,
     ident: &mut SessionIdentity,
     peer: SocketAddr,
+    greeted: &mut bool,
 ) -> Result<Option<Ready>, SessionError> {
     let mut backend = Conn::new(connect_backend(ctx).await?);
     // 1. The server's greeting (or its refusal, forwarded as it is).
@@ -353,6 +358,7 @@ async fn handshake(
     send(&mut client.stream, &mut out, &ctx.metrics.client_out)
         .await
         .map_err(SessionError::ClientIo)?;
+    *greeted = true;
     // 2. The client's handshake response.
     let Some(response) = read_packet(client, MAX_HANDSHAKE_PACKET, true).await? else {
         return Ok(None);
@@ -572,6 +578,7 @@ async fn fail_startup(
     client: &mut Conn,
     ident: &SessionIdentity,
     e: SessionError,
+    seq: u8,
 ) {
     let (code, state, message) = match &e {
         SessionError::BackendConnect { .. } => (
@@ -616,9 +623,6 @@ async fn fail_startup(
     }
     if code != 0 {
         let mut out = BytesMut::new();
-        // The client waits for the greeting (sequence 0) or, after its
-        // response, for sequence 2.
-        let seq = if ident.user.is_some() { 2 } else { 0 };
         encode_err(&mut out, seq, code, state, &message);
         let _ = tokio::time::timeout(FAREWELL_TIMEOUT, client.stream.write_all(&out)).await;
     }
