@@ -237,12 +237,28 @@ class Driver:
 
     # -- results -----------------------------------------------------------
 
+    @staticmethod
+    def _columns(description):
+        """Column descriptions, with the key bits of the flags (PRI 0x2,
+        UNIQUE 0x4, MULTIPLE 0x8, PART_KEY 0x4000) cleared: for a column of
+        a derived table or CTE MariaDB sets them from the plan it chose
+        (one CTE join's column came back with PART_KEY in one run and
+        without it in the next), so they say nothing about the proxy, which
+        forwards column definitions byte for byte."""
+        out = []
+        for d in description:
+            d = list(d)
+            if len(d) > 7 and isinstance(d[7], int):
+                d[7] &= ~(0x2 | 0x4 | 0x8 | 0x4000)
+            out.append(canon(d))
+        return out
+
     def _result_sets(self, cur, warnings_of):
         sets = []
         while True:
             one = {"rowcount": cur.rowcount, "lastrowid": cur.lastrowid, "warnings": warnings_of(cur)}
             if cur.description is not None:
-                one["columns"] = [canon(list(d)) for d in cur.description]
+                one["columns"] = self._columns(cur.description)
                 one["rows"] = [canon(list(r)) for r in cur.fetchall()]
                 # rowcount and warnings are final once the rows are read
                 one["rowcount"] = cur.rowcount
@@ -289,7 +305,7 @@ class Driver:
             raise
         one = {"rowcount": cur.rowcount, "lastrowid": cur.lastrowid, "warnings": cur.warning_count}
         if cur.description is not None:
-            one["columns"] = [canon(list(d)) for d in cur.description]
+            one["columns"] = self._columns(cur.description)
             one["rows"] = [canon(list(r)) for r in cur.fetchall()]
             one["rowcount"] = cur.rowcount
             one["warnings"] = cur.warning_count

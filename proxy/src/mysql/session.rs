@@ -145,6 +145,8 @@ pub async fn run(ctx: &Arc<ListenerCtx>, client: TcpStream, peer: SocketAddr, id
         seq_shift: 0,
         swallow: false,
         stmt_bytes_out: 0,
+        command_read_at: Instant::now(),
+        backend_read_at: None,
     };
     let ev = s.ident.event(EventKind::SessionStart);
     s.events.push(ev);
@@ -302,6 +304,11 @@ struct Session {
     swallow: bool,
     /// Bytes sent to the client for the current statement.
     stmt_bytes_out: u64,
+    /// When the current command was read (for `danxia_proxy_added_seconds`
+    /// of the client → server direction).
+    command_read_at: Instant,
+    /// When server bytes not yet written on to the client were read.
+    backend_read_at: Option<Instant>,
 }
 
 /// What the handshake hands to the session.
@@ -680,6 +687,7 @@ impl Session {
                     let _ =
                         tokio::time::timeout(FAREWELL_TIMEOUT, self.client.stream.write_all(&out))
                             .await;
+                    self.discard_client_bytes(len).await;
                     return End::Error(SessionError::ClientProtocol(
                         ProtocolError::MessageTooLarge { len, max },
                     ));
@@ -700,12 +708,30 @@ impl Session {
         }
     }
 
+    /// Reads and drops what the client still sends of a refused oversized
+    /// packet (up to `len` bytes, for at most FAREWELL_TIMEOUT, in a fixed
+    /// buffer): a client still writing it would otherwise get a broken pipe
+    /// before it reads the ERR that says which limit it hit.
+    async fn discard_client_bytes(&mut self, len: usize) {
+        let deadline = tokio::time::Instant::now() + FAREWELL_TIMEOUT;
+        let mut left = len.saturating_sub(self.client.buf.len());
+        self.client.buf = BytesMut::new();
+        let mut scratch = vec![0u8; READ_CHUNK];
+        while left > 0 {
+            match tokio::time::timeout_at(deadline, self.client.stream.read(&mut scratch)).await {
+                Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+                _ => break,
+            }
+        }
+    }
+
     /// Answers one command completely. `Ok(false)` after COM_QUIT.
     async fn command(&mut self, p: Packet) -> Result<bool, SessionError> {
         self.seq_shift = 0;
         self.swallow = false;
         self.stmt_bytes_out = 0;
         let started = Instant::now();
+        self.command_read_at = started;
         let Some(&code) = p.payload.first() else {
             // An empty packet is not a command: the server would drop us.
             return Err(SessionError::ClientProtocol(ProtocolError::Malformed {
@@ -1723,7 +1749,12 @@ impl Session {
             &self.ctx.metrics.backend_out,
         )
         .await
-        .map_err(SessionError::BackendIo)
+        .map_err(SessionError::BackendIo)?;
+        self.ctx
+            .metrics
+            .proxy_added
+            .record(self.command_read_at.elapsed().as_secs_f64());
+        Ok(())
     }
 
     /// Queues a server packet for the client (its sequence id shifted past
@@ -1762,6 +1793,7 @@ impl Session {
             if n == 0 {
                 return Err(SessionError::BackendIo(eof()));
             }
+            self.backend_read_at.get_or_insert_with(Instant::now);
         }
     }
 
@@ -1773,6 +1805,7 @@ impl Session {
     }
 
     async fn flush_client(&mut self) -> Result<(), SessionError> {
+        let wrote = !self.out.is_empty();
         send(
             &mut self.client.stream,
             &mut self.out,
@@ -1780,6 +1813,14 @@ impl Session {
         )
         .await
         .map_err(SessionError::ClientIo)?;
+        if wrote {
+            if let Some(t) = self.backend_read_at.take() {
+                self.ctx
+                    .metrics
+                    .proxy_added
+                    .record(t.elapsed().as_secs_f64());
+            }
+        }
         if self.out.capacity() > MAX_RETAINED_BUFFER {
             self.out = BytesMut::new();
         }
