@@ -1353,19 +1353,7 @@ impl Session {
                     }
                 }
                 Some(&resp::ERR_HEADER) => {
-                    self.forward(&r);
-                    let c = self.err_completion(&r.payload);
-                    self.emit(stmt, flow, started, c, bytes, params.take());
-                    for s in stmts.iter().skip(i + 1) {
-                        self.emit(
-                            Some(s),
-                            flow,
-                            started,
-                            Completion::aborted(NOT_EXECUTED),
-                            0,
-                            None,
-                        );
-                    }
+                    self.response_failed(&r, stmts, i, flow, started, bytes, params.take());
                     break;
                 }
                 Some(&resp::LOCAL_INFILE_HEADER) => {
@@ -1427,20 +1415,7 @@ impl Session {
                     loop {
                         let r = self.backend_packet().await?;
                         if r.payload.first() == Some(&resp::ERR_HEADER) {
-                            self.inspector.end_result();
-                            self.forward(&r);
-                            let c = self.err_completion(&r.payload);
-                            self.emit(stmt, flow, started, c, bytes, params.take());
-                            for s in stmts.iter().skip(i + 1) {
-                                self.emit(
-                                    Some(s),
-                                    flow,
-                                    started,
-                                    Completion::aborted(NOT_EXECUTED),
-                                    0,
-                                    None,
-                                );
-                            }
+                            self.response_failed(&r, stmts, i, flow, started, bytes, params.take());
                             return Ok(());
                         }
                         if is_terminator(&r.payload) {
@@ -1476,6 +1451,35 @@ impl Session {
             self.maybe_flush().await?;
         }
         Ok(())
+    }
+
+    /// The server's ERR `r` ended the response at statement `i` (before
+    /// or amid its rows): forwarded, statement `i` recorded as failed (its
+    /// partial result summarised by `emit`), the later ones as not run.
+    #[allow(clippy::too_many_arguments)]
+    fn response_failed(
+        &mut self,
+        r: &Packet,
+        stmts: &[Arc<Statement>],
+        i: usize,
+        flow: Flow,
+        started: Instant,
+        bytes: u64,
+        params: Option<String>,
+    ) {
+        self.forward(r);
+        let c = self.err_completion(&r.payload);
+        self.emit(stmts.get(i).map(|s| &**s), flow, started, c, bytes, params);
+        for s in stmts.iter().skip(i + 1) {
+            self.emit(
+                Some(s),
+                flow,
+                started,
+                Completion::aborted(NOT_EXECUTED),
+                0,
+                None,
+            );
+        }
     }
 
     /// One result row: inspected within the budget, forwarded, rewritten
