@@ -156,6 +156,8 @@ mod tests {
             level: 0,
             masks: None,
             limits: Vec::new(),
+            anomaly: Vec::new(),
+            follow_ups: Vec::new(),
         })
     }
 

@@ -15,9 +15,12 @@ pub(crate) fn check_rules(rules: &[Rule], diags: &mut Vec<Diagnostic>) {
             // A `returned` rule for everyone is the usual way to watch
             // results, so only alert and mask rules are worth a warning.
             let message = match b.action {
-                _ if !b.returned.is_empty() => None,
+                _ if !b.returned.is_empty() || b.anomaly.is_some() => None,
                 Action::Mask => {
                     Some("mask rule with no match keys: it masks every statement's results")
+                }
+                Action::Throttle => {
+                    Some("throttle rule with no match keys: it throttles every identity")
                 }
                 _ => Some("alert rule with no match keys: it alerts on every statement"),
             };
@@ -37,7 +40,9 @@ pub(crate) fn check_rules(rules: &[Rule], diags: &mut Vec<Diagnostic>) {
         if let Some(a) = shadow {
             let what = match b.action {
                 _ if !b.returned.is_empty() => "watch a result",
+                _ if b.anomaly.is_some() => "watch the behaviour score",
                 Action::Alert => "raise an alert",
+                Action::Throttle => "throttle",
                 Action::Mask => "mask",
                 _ => "decide",
             };

@@ -42,7 +42,7 @@ const POLICY_KEYS: [&str; 5] = [
     "deny_sqlstate",
 ];
 /// Every key a `[[rule]]` may have, in the order explanations list them.
-pub(crate) const RULE_KEYS: [&str; 22] = [
+pub(crate) const RULE_KEYS: [&str; 24] = [
     "id",
     "description",
     "action",
@@ -51,6 +51,8 @@ pub(crate) const RULE_KEYS: [&str; 22] = [
     "audit",
     "mask",
     "returned",
+    "window",
+    "anomaly",
     "operations",
     "conditions",
     "users",
@@ -261,14 +263,23 @@ pub(crate) struct Rule {
     /// `[rule.mask]` of a `mask` rule.
     pub(crate) mask: Option<crate::mask::RuleMask>,
     /// `returned` thresholds: the rule acts on results, not statements.
-    pub(crate) returned: Vec<(danxia_detectors::pii::Kind, u32)>,
+    pub(crate) returned: Vec<(crate::mask::Counted, u64)>,
+    /// `window` in seconds: `returned` counts add up per identity over it.
+    pub(crate) window: Option<u64>,
+    /// `anomaly` score threshold in hundredths: the rule acts on the
+    /// behaviour baseline's score, not on the statement.
+    pub(crate) anomaly: Option<u32>,
 }
 
 impl Rule {
     /// An allow or deny rule that ends evaluation when it matches (alert
     /// and mask rules, and rules that watch results, never do).
     pub(crate) fn decides(&self) -> bool {
-        matches!(self.action, Action::Allow | Action::Deny) && self.returned.is_empty()
+        matches!(
+            self.action,
+            Action::Allow | Action::Deny | Action::Quarantine
+        ) && self.returned.is_empty()
+            && self.anomaly.is_none()
     }
 
     pub(crate) fn key(&self, name: &str) -> Option<&Key> {
@@ -451,9 +462,11 @@ fn parse_action(r: &mut Reader<'_>, v: &Located, key: &str) -> Option<Action> {
         "deny" => Some(Action::Deny),
         "alert" => Some(Action::Alert),
         "mask" if key == "action" => Some(Action::Mask),
+        "throttle" if key == "action" => Some(Action::Throttle),
+        "quarantine" if key == "action" => Some(Action::Quarantine),
         other => {
             let known: &[&str] = if key == "action" {
-                &["allow", "deny", "alert", "mask"]
+                &["allow", "deny", "alert", "mask", "throttle", "quarantine"]
             } else {
                 &["allow", "deny", "alert"]
             };
@@ -750,20 +763,60 @@ fn compile_rule(r: &mut Reader<'_>, t: &Table, cx: &mut RuleContext<'_>) -> Opti
         }
         _ => {}
     }
-    if crate::mask::present(t, "returned") && !matches!(action, Some(Action::Alert | Action::Deny))
+    let acting = |a: Option<Action>| {
+        matches!(
+            a,
+            Some(Action::Alert | Action::Deny | Action::Throttle | Action::Quarantine)
+        )
+    };
+    if crate::mask::present(t, "returned") && !acting(action) {
+        let l = r.key_line(t, "returned");
+        r.error(
+            l,
+            "`returned` needs action = \"alert\", \"deny\", \"throttle\" or \"quarantine\" (what to do once a result reaches the count)",
+        );
+    }
+    let window = crate::mask::compile_window(r, t);
+    if window.is_some() && !crate::mask::present(t, "returned") {
+        let l = r.key_line(t, "window");
+        r.error(
+            l,
+            "`window` needs `returned`: it says over how long the identity's `returned` counts add up",
+        );
+    }
+    if window.is_none()
+        && returned
+            .iter()
+            .any(|(c, _)| *c == crate::mask::Counted::Statements)
     {
         let l = r.key_line(t, "returned");
         r.error(
             l,
-            "`returned` needs action = \"alert\" or \"deny\" (what to do once a result reaches the count)",
+            "returned.statements counts statements over a `window`: add e.g. window = \"1h\"",
         );
+    }
+    let anomaly = crate::mask::compile_anomaly(r, t);
+    if crate::mask::present(t, "anomaly") {
+        let l = r.key_line(t, "anomaly");
+        if !acting(action) {
+            r.error(
+                l,
+                "`anomaly` needs action = \"alert\", \"deny\", \"throttle\" or \"quarantine\" (what to do once the score is reached)",
+            );
+        }
+        if crate::mask::present(t, "returned") {
+            r.error(
+                l,
+                "a rule has either `anomaly` or `returned`, not both: write two rules",
+            );
+        }
     }
 
     let mut keys = Vec::new();
     let mut ops = ALL_OPERATIONS;
     let mut conds = 0;
-    // The first eight keys are the rule's own settings, not match keys.
-    for name in RULE_KEYS.iter().skip(8) {
+    // The first ten keys are the rule's own settings, not match keys.
+    for name in RULE_KEYS.iter().skip(10) {
         let Some(items) = list_key(r, t, name) else {
             continue;
         };
@@ -824,6 +877,8 @@ fn compile_rule(r: &mut Reader<'_>, t: &Table, cx: &mut RuleContext<'_>) -> Opti
         keys,
         mask,
         returned,
+        window,
+        anomaly,
     })
 }
 

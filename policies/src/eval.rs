@@ -12,7 +12,7 @@ use crate::classification::Classification;
 use crate::compile::{operation_bit, Matcher, Rule, Settings, DEFAULT_RULE_ID, UNPARSED_RULE_ID};
 use crate::conditions::{self, NOT_ALLOWLISTED};
 use crate::explain::TraceStep;
-use crate::mask::{Limit, MaskBuilder, MaskSet};
+use crate::mask::{AnomalyRule, FollowUp, Limit, MaskBuilder, MaskSet};
 use crate::time::Clock;
 use crate::{Action, AuditText, Decision, Mode, Request};
 
@@ -124,6 +124,8 @@ impl Engine {
         let mut alert_audit: Option<AuditText> = None;
         let mut masks = MaskBuilder::default();
         let mut limits: Vec<Limit> = Vec::new();
+        let mut anomaly: Vec<AnomalyRule> = Vec::new();
+        let mut follow_ups: Vec<(Arc<str>, FollowUp)> = Vec::new();
         let mut learn_hint = false;
         let listener = cx.req.mode;
         for rule in &self.rules {
@@ -140,7 +142,17 @@ impl Engine {
                             _ if !rule.returned.is_empty() => format!(
                                 "matched: watches the result ({} once it returns {}), evaluation goes on ({})",
                                 rule.action.as_str(),
-                                returned_text(&rule.returned),
+                                returned_text(&rule.returned, rule.window),
+                                rule.description
+                            ),
+                            _ if rule.anomaly.is_some() => format!(
+                                "matched: watches the behaviour score ({} once it reaches {}), evaluation goes on ({})",
+                                rule.action.as_str(),
+                                f64::from(rule.anomaly.unwrap_or(0)) / 100.0,
+                                rule.description
+                            ),
+                            Action::Throttle => format!(
+                                "matched: throttle the identity, evaluation goes on ({})",
                                 rule.description
                             ),
                             Action::Alert => {
@@ -162,25 +174,56 @@ impl Engine {
             if mode == Mode::Learn && rule.conds & NOT_ALLOWLISTED != 0 {
                 learn_hint = true;
             }
+            let message = || {
+                rule.message
+                    .clone()
+                    .unwrap_or_else(|| self.settings.deny_message.clone())
+            };
+            let enforce = mode == Mode::Enforce;
+            let follow_up = match rule.action {
+                Action::Throttle if enforce => FollowUp::Throttle,
+                Action::Quarantine if enforce => FollowUp::Quarantine,
+                _ => FollowUp::None,
+            };
+            let blocks = enforce && matches!(rule.action, Action::Deny | Action::Quarantine);
             if !rule.returned.is_empty() {
                 // Acts on the result, once its counts are known.
-                let message = rule
-                    .message
-                    .clone()
-                    .unwrap_or_else(|| self.settings.deny_message.clone());
-                for &(kind, threshold) in &rule.returned {
+                let message = message();
+                for &(counted, threshold) in &rule.returned {
                     limits.push(Limit {
                         rule_id: rule.id.clone(),
-                        kind,
+                        counted,
                         threshold,
-                        block: rule.action == Action::Deny && mode == Mode::Enforce,
+                        window: rule.window,
+                        block: blocks,
+                        follow_up,
                         message: message.clone(),
                     });
                 }
                 continue;
             }
+            if let Some(threshold_centi) = rule.anomaly {
+                // Acts on the behaviour baseline's score.
+                anomaly.push(AnomalyRule {
+                    rule_id: rule.id.clone(),
+                    threshold_centi,
+                    block: blocks,
+                    follow_up,
+                    message: message(),
+                });
+                continue;
+            }
             match rule.action {
                 Action::Alert => {
+                    alerts.push(rule.id.clone());
+                    alert_audit = alert_audit.or(rule.audit);
+                }
+                Action::Throttle => {
+                    // Slows the identity; the statement runs and
+                    // evaluation goes on. Outside enforce: an alert.
+                    if enforce {
+                        follow_ups.push((rule.id.clone(), FollowUp::Throttle));
+                    }
                     alerts.push(rule.id.clone());
                     alert_audit = alert_audit.or(rule.audit);
                 }
@@ -192,19 +235,23 @@ impl Engine {
                     }
                 }
                 action => {
-                    let message = rule
-                        .message
-                        .clone()
-                        .unwrap_or_else(|| self.settings.deny_message.clone());
+                    if follow_up == FollowUp::Quarantine {
+                        follow_ups.push((rule.id.clone(), FollowUp::Quarantine));
+                    }
                     let outcome = Outcome {
                         rule_id: rule.id.clone(),
                         action,
                         mode,
-                        message,
+                        message: message(),
                         audit_text: rule.audit.or(alert_audit),
                         learn_hint,
                     };
-                    return outcome.finish(cx, alerts, self.results(cx, masks, limits));
+                    let watch = Watch {
+                        limits,
+                        anomaly,
+                        follow_ups,
+                    };
+                    return outcome.finish(cx, alerts, self.results(cx, masks), watch);
                 }
             }
         }
@@ -227,20 +274,23 @@ impl Engine {
             audit_text: alert_audit,
             learn_hint,
         }
-        .finish(cx, alerts, self.results(cx, masks, limits))
+        .finish(
+            cx,
+            alerts,
+            self.results(cx, masks),
+            Watch {
+                limits,
+                anomaly,
+                follow_ups,
+            },
+        )
     }
 
     /// What acts on the statement's results.
-    fn results(
-        &self,
-        cx: &Context<'_>,
-        masks: MaskBuilder<'_>,
-        limits: Vec<Limit>,
-    ) -> (Option<Arc<MaskSet>>, Vec<Limit>) {
-        let masks = masks.build(&cx.tables, || {
+    fn results(&self, cx: &Context<'_>, masks: MaskBuilder<'_>) -> Option<Arc<MaskSet>> {
+        masks.build(&cx.tables, || {
             self.classification.columns_of(&cx.req.facts.tables)
-        });
-        (masks, limits)
+        })
     }
 
     /// The hot path: cheapest tests first (one AND for operations and
@@ -349,9 +399,19 @@ impl Engine {
 }
 
 /// `{"pii.id_number" = 100}` as written in explanations.
-fn returned_text(r: &[(danxia_detectors::pii::Kind, u32)]) -> String {
-    let parts: Vec<String> = r.iter().map(|(k, n)| format!("{n} {}", k.tag())).collect();
-    parts.join(" or ")
+fn returned_text(r: &[(crate::mask::Counted, u64)], window: Option<u64>) -> String {
+    let parts: Vec<String> = r.iter().map(|(k, n)| format!("{n} {}", k.name())).collect();
+    match window {
+        Some(w) => format!("{} per identity per {w} s", parts.join(" or ")),
+        None => parts.join(" or "),
+    }
+}
+
+/// What watches the statement beyond the decision itself.
+struct Watch {
+    limits: Vec<Limit>,
+    anomaly: Vec<AnomalyRule>,
+    follow_ups: Vec<(Arc<str>, FollowUp)>,
 }
 
 /// A deciding rule (or default) before modes are applied.
@@ -369,9 +429,10 @@ impl Outcome {
         self,
         cx: &Context<'_>,
         mut alerts: Vec<Arc<str>>,
-        (masks, limits): (Option<Arc<MaskSet>>, Vec<Limit>),
+        masks: Option<Arc<MaskSet>>,
+        watch: Watch,
     ) -> Decision {
-        let deny = self.action == Action::Deny;
+        let deny = matches!(self.action, Action::Deny | Action::Quarantine);
         if deny && self.mode == Mode::Monitor {
             alerts.push(self.rule_id.clone());
         }
@@ -387,7 +448,9 @@ impl Outcome {
             tags: cx.tags.clone(),
             level: cx.level,
             masks,
-            limits,
+            limits: watch.limits,
+            anomaly: watch.anomaly,
+            follow_ups: watch.follow_ups,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::mask::FollowUp;
 use crate::{Action, Decision, Mode};
 
 /// One rule's verdict on a request.
@@ -78,8 +79,11 @@ impl fmt::Display for Explanation {
         };
         let outcome = match (d.action, d.mode) {
             (Action::Deny, Mode::Enforce) => "BLOCKED",
-            (Action::Deny, Mode::Monitor) => "not blocked: monitor mode, alert raised",
-            (Action::Deny, Mode::Learn) => "not blocked: learn mode",
+            (Action::Quarantine, Mode::Enforce) => "BLOCKED, and the identity quarantined",
+            (Action::Deny | Action::Quarantine, Mode::Monitor) => {
+                "not blocked: monitor mode, alert raised"
+            }
+            (Action::Deny | Action::Quarantine, Mode::Learn) => "not blocked: learn mode",
             _ => "allowed",
         };
         writeln!(
@@ -116,18 +120,40 @@ impl fmt::Display for Explanation {
             }
         }
         for l in &d.limits {
+            let then = match (l.block, l.follow_up) {
+                (true, FollowUp::Quarantine) => "withhold the rest and quarantine the identity",
+                (true, _) => "withhold the rest",
+                (false, FollowUp::Throttle) => "throttle the identity",
+                _ => "alert",
+            };
+            let per = match l.window {
+                Some(w) => format!(" (per identity, over {w} s)"),
+                None => String::new(),
+            };
             writeln!(
                 f,
-                "result limit:   {} once it returns {} {} (rule {})",
-                if l.block {
-                    "withhold the rest"
-                } else {
-                    "alert"
-                },
+                "result limit:   {then} once it returns {} {}{per} (rule {})",
                 l.threshold,
-                l.kind.tag(),
+                l.counted.name(),
                 l.rule_id
             )?;
+        }
+        for a in &d.anomaly {
+            let then = match (a.block, a.follow_up) {
+                (true, FollowUp::Quarantine) => "refuse or cut, and quarantine the identity",
+                (true, _) => "refuse the statement, or cut its result",
+                (false, FollowUp::Throttle) => "throttle the identity",
+                _ => "alert",
+            };
+            writeln!(
+                f,
+                "behaviour:      {then} once the anomaly score reaches {} (rule {})",
+                a.threshold(),
+                a.rule_id
+            )?;
+        }
+        for (rule, what) in &d.follow_ups {
+            writeln!(f, "identity:       {} (rule {rule})", what.as_str())?;
         }
         Ok(())
     }

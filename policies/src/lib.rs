@@ -59,6 +59,13 @@ pub enum Action {
     Alert,
     /// Mask the statement's results (`[rule.mask]`). Not terminal either.
     Mask,
+    /// Slow the identity down for a while (the statement itself runs). Not
+    /// terminal. With `returned` or `anomaly`: once reached.
+    Throttle,
+    /// Refuse the statement and everything after it from the identity until
+    /// a person releases it (`danxia quarantine release`). Terminal like
+    /// `deny`. With `returned` or `anomaly`: once reached.
+    Quarantine,
 }
 
 impl Action {
@@ -68,6 +75,8 @@ impl Action {
             Action::Deny => "deny",
             Action::Alert => "alert",
             Action::Mask => "mask",
+            Action::Throttle => "throttle",
+            Action::Quarantine => "quarantine",
         }
     }
 }
@@ -142,6 +151,13 @@ pub struct Decision {
     pub masks: Option<Arc<MaskSet>>,
     /// `returned` thresholds watching the statement's results.
     pub limits: Vec<Limit>,
+    /// Rules with `anomaly` that matched: they act on the behaviour
+    /// baseline's score of the statement.
+    pub anomaly: Vec<AnomalyRule>,
+    /// What happens to the identity because of rules that matched outright
+    /// (`throttle` rules, the deciding `quarantine` rule), in effective
+    /// mode `enforce`.
+    pub follow_ups: Vec<(Arc<str>, FollowUp)>,
 }
 
 /// A decision and whether it came from the cache.
@@ -185,7 +201,7 @@ mod time;
 pub use discovery::{merge_classification, Finding, MergeReport};
 pub use error::{Diagnostic, Diagnostics, Severity};
 pub use explain::{Explanation, TraceStep};
-pub use mask::{CopyMasking, Limit, MaskRef, MaskSet};
+pub use mask::{AnomalyRule, CopyMasking, Counted, FollowUp, Limit, MaskRef, MaskSet};
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash, Hasher};

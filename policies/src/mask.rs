@@ -208,17 +208,87 @@ impl<'r> MaskBuilder<'r> {
     }
 }
 
+/// What a `returned` threshold counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Counted {
+    /// Result rows (`rows`).
+    Rows,
+    /// Statements the rule matched (`statements`; only over a `window`).
+    Statements,
+    /// Sensitive values of one kind, in the clear (`"pii.id_number"`).
+    Values(Kind),
+}
+
+impl Counted {
+    /// The name as written in `returned`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Counted::Rows => "rows",
+            Counted::Statements => "statements",
+            Counted::Values(k) => k.tag(),
+        }
+    }
+}
+
+/// What else happens to the identity when a rule's threshold or anomaly
+/// score is reached (effective mode `enforce` only; otherwise the rule
+/// only alerts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FollowUp {
+    None,
+    /// Slow the identity's later statements down for a while.
+    Throttle,
+    /// Refuse everything from the identity until a person releases it.
+    Quarantine,
+}
+
+impl FollowUp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FollowUp::None => "none",
+            FollowUp::Throttle => "throttle",
+            FollowUp::Quarantine => "quarantine",
+        }
+    }
+}
+
 /// A `returned` threshold that applies to a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limit {
     pub rule_id: Arc<str>,
-    pub kind: Kind,
-    /// Reached when the result has returned at least this many values.
-    pub threshold: u32,
-    /// Cut the result (a `deny` rule in effective mode `enforce`);
-    /// otherwise raise an alert.
+    pub counted: Counted,
+    /// Reached when the result (or, with `window`, the identity's results
+    /// over the window) has returned at least this many.
+    pub threshold: u64,
+    /// `window`, in seconds: counts add up per identity over fixed windows
+    /// of this length instead of per statement.
+    pub window: Option<u64>,
+    /// Cut the result (a `deny` or `quarantine` rule in effective mode
+    /// `enforce`); otherwise raise an alert.
     pub block: bool,
+    pub follow_up: FollowUp,
     pub message: Arc<str>,
+}
+
+/// A rule with `anomaly`: acts when the behaviour baseline scores a
+/// statement of the identity at least `threshold`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnomalyRule {
+    pub rule_id: Arc<str>,
+    /// Hundredths of the score (kept integral so decisions stay `Eq`).
+    pub threshold_centi: u32,
+    /// Refuse (before it runs) or cut (while its result streams) a
+    /// statement that reaches the score: `deny` or `quarantine` in
+    /// effective mode `enforce`.
+    pub block: bool,
+    pub follow_up: FollowUp,
+    pub message: Arc<str>,
+}
+
+impl AnomalyRule {
+    pub fn threshold(&self) -> f64 {
+        f64::from(self.threshold_centi) / 100.0
+    }
 }
 
 /// Compiles `[rule.mask]`; `rule_id` names the masks' origin.
@@ -321,14 +391,17 @@ pub(crate) fn compile_mask(
     (r.diags.len() == before).then_some(out)
 }
 
-/// Compiles `returned = { "pii.id_number" = 100, … }`.
-pub(crate) fn compile_returned(r: &mut Reader<'_>, t: &dyn TableLike) -> Option<Vec<(Kind, u32)>> {
+/// Compiles `returned = { rows = 5000, "pii.id_number" = 100, … }`.
+pub(crate) fn compile_returned(
+    r: &mut Reader<'_>,
+    t: &dyn TableLike,
+) -> Option<Vec<(Counted, u64)>> {
     let item = t.get("returned")?;
     let line = r.key_line(t, "returned");
     let Some(m) = item.as_table_like() else {
         r.error(
             line,
-            "`returned` must be a table of TAG = COUNT, e.g. returned = { \"pii.id_number\" = 100 }",
+            "`returned` must be a table of NAME = COUNT, e.g. returned = { \"pii.id_number\" = 100 } or { rows = 5000 }",
         );
         return None;
     };
@@ -336,31 +409,100 @@ pub(crate) fn compile_returned(r: &mut Reader<'_>, t: &dyn TableLike) -> Option<
     let mut ok = true;
     for (tag, v) in m.iter() {
         let l = r.key_line(m, tag).or(line);
-        let Some(kind) = Kind::from_tag(tag).filter(|k| k.is_detectable()) else {
-            let known: Vec<&str> = Kind::DETECTABLE.iter().map(|k| k.tag()).collect();
-            r.error(
-                l,
-                format!(
-                    "returned: `{tag}` is not a tag danxia can count in results (one of {})",
-                    known.join(", ")
-                ),
-            );
-            ok = false;
-            continue;
+        let counted = match tag {
+            "rows" => Counted::Rows,
+            "statements" => Counted::Statements,
+            _ => match Kind::from_tag(tag).filter(|k| k.is_detectable()) {
+                Some(kind) => Counted::Values(kind),
+                None => {
+                    let known: Vec<&str> = Kind::DETECTABLE.iter().map(|k| k.tag()).collect();
+                    r.error(
+                        l,
+                        format!(
+                            "returned: `{tag}` is not something danxia can count in results (rows, statements with a window, or one of {})",
+                            known.join(", ")
+                        ),
+                    );
+                    ok = false;
+                    continue;
+                }
+            },
         };
         match v.as_value().and_then(|v| v.as_integer()) {
-            Some(n @ 1..=4_000_000_000) => out.push((kind, n as u32)),
+            Some(n @ 1..=MAX_RETURNED_COUNT) => out.push((counted, n as u64)),
             _ => {
-                r.error(l, format!("returned.{tag} must be a count from 1 up"));
+                r.error(
+                    l,
+                    format!("returned.{tag} must be a count from 1 to {MAX_RETURNED_COUNT}"),
+                );
                 ok = false;
             }
         }
     }
     if out.is_empty() && ok {
-        r.error(line, "`returned` is empty: give at least one TAG = COUNT");
+        r.error(line, "`returned` is empty: give at least one NAME = COUNT");
         ok = false;
     }
     ok.then_some(out)
+}
+
+/// Largest count `returned` accepts (a trillion rows is no limit at all).
+const MAX_RETURNED_COUNT: i64 = 1_000_000_000_000;
+
+/// Longest `window` (a month: baselines and counters are not kept longer).
+const MAX_WINDOW_SECS: u64 = 31 * 86_400;
+
+/// Compiles `window = "1h"` (a count of `s`, `m`, `h` or `d`).
+pub(crate) fn compile_window(r: &mut Reader<'_>, t: &dyn TableLike) -> Option<u64> {
+    let v = r.string(t, "window")?;
+    match parse_duration(&v.text) {
+        Some(s) if (1..=MAX_WINDOW_SECS).contains(&s) => Some(s),
+        _ => {
+            r.error(
+                v.line,
+                format!(
+                    "window `{}`: give a length like \"10m\", \"1h\" or \"1d\" (s, m, h, d; at most 31d)",
+                    v.text
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `"90s"`, `"10m"`, `"2h"`, `"1d"` in seconds.
+pub(crate) fn parse_duration(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let unit = s.chars().last()?;
+    let n: u64 = s[..s.len() - unit.len_utf8()].trim().parse().ok()?;
+    let mult = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// Compiles `anomaly = 6.0`: the score (0 < score <= 50) at which the
+/// rule acts.
+pub(crate) fn compile_anomaly(r: &mut Reader<'_>, t: &dyn TableLike) -> Option<u32> {
+    let item = t.get("anomaly")?;
+    let line = r.key_line(t, "anomaly");
+    let v = item
+        .as_value()
+        .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)));
+    match v {
+        Some(x) if x > 0.0 && x <= 50.0 => Some((x * 100.0).round() as u32),
+        _ => {
+            r.error(
+                line,
+                "`anomaly` must be a score above 0 and at most 50 (e.g. 6.0; see docs/behaviour.md for what scores mean)",
+            );
+            None
+        }
+    }
 }
 
 /// Whether `item` is present (a helper for "this key needs that action").

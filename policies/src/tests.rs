@@ -1491,10 +1491,10 @@ fn returned_limits_ride_on_the_decision() {
         &*d.rule_id, "allow-all",
         "a rule with `returned` does not decide"
     );
-    let limits: Vec<(&str, &str, u32, bool)> = d
+    let limits: Vec<(&str, &str, u64, bool)> = d
         .limits
         .iter()
-        .map(|l| (&*l.rule_id, l.kind.tag(), l.threshold, l.block))
+        .map(|l| (&*l.rule_id, l.counted.name(), l.threshold, l.block))
         .collect();
     assert_eq!(
         limits,
@@ -1524,16 +1524,24 @@ fn returned_limits_ride_on_the_decision() {
 
 #[test]
 fn mask_and_returned_diagnostics() {
-    let cases: [(&str, &str); 9] = [
+    let cases: [(&str, &str); 17] = [
         ("action = \"mask\"\n", "a `mask` rule needs a [rule.mask] table"),
         ("action = \"deny\"\n[rule.mask.columns]\na = \"redact\"\n", "[rule.mask] is only read by rules with action = \"mask\""),
         ("action = \"mask\"\n[rule.mask.columns]\na = \"scramble\"\n", "mask.columns.a: masking strategy `scramble`: unknown strategy"),
         ("action = \"mask\"\n[rule.mask]\ncopy = \"always\"\n[rule.mask.columns]\na = \"redact\"\n", "mask.copy `always`"),
         ("action = \"mask\"\n[rule.mask]\ncolour = 1\n[rule.mask.columns]\na = \"redact\"\n", "unknown key `colour`"),
         ("action = \"mask\"\n[rule.mask]\n", "[rule.mask] masks nothing"),
-        ("action = \"allow\"\nreturned = { \"pii.phone\" = 5 }\n", "`returned` needs action = \"alert\" or \"deny\""),
-        ("action = \"alert\"\nreturned = { \"pii.name\" = 5 }\n", "`pii.name` is not a tag danxia can count"),
-        ("action = \"alert\"\nreturned = { \"pii.phone\" = 0 }\n", "returned.pii.phone must be a count from 1 up"),
+        ("action = \"allow\"\nreturned = { \"pii.phone\" = 5 }\n", "`returned` needs action = \"alert\", \"deny\""),
+        ("action = \"alert\"\nreturned = { \"pii.name\" = 5 }\n", "`pii.name` is not something danxia can count"),
+        ("action = \"alert\"\nreturned = { \"pii.phone\" = 0 }\n", "returned.pii.phone must be a count from 1"),
+        ("action = \"alert\"\nreturned = { statements = 5 }\n", "returned.statements counts statements over a `window`"),
+        ("action = \"alert\"\nwindow = \"1h\"\n", "`window` needs `returned`"),
+        ("action = \"alert\"\nwindow = \"1 fortnight\"\nreturned = { rows = 5 }\n", "window `1 fortnight`"),
+        ("action = \"alert\"\nwindow = \"40d\"\nreturned = { rows = 5 }\n", "at most 31d"),
+        ("action = \"alert\"\nanomaly = 0\n", "`anomaly` must be a score above 0"),
+        ("action = \"alert\"\nanomaly = \"high\"\n", "`anomaly` must be a score above 0"),
+        ("action = \"allow\"\nanomaly = 6\n", "`anomaly` needs action = \"alert\", \"deny\", \"throttle\" or \"quarantine\""),
+        ("action = \"alert\"\nanomaly = 6\nreturned = { rows = 5 }\n", "either `anomaly` or `returned`"),
     ];
     for (body, want) in cases {
         let text = format!("[[rule]]\nid = \"x\"\ndescription = \"d\"\n{body}");
@@ -1558,4 +1566,98 @@ fn mask_and_returned_diagnostics() {
     assert!(check(&opts(&dir)).is_empty(), "{:?}", check(&opts(&dir)));
     let err = Policy::load(&opts(&dir)).expect_err("no key");
     assert!(err.to_string().contains("masking key"), "{err}");
+}
+
+#[test]
+fn windows_anomaly_throttle_and_quarantine_ride_on_the_decision() {
+    use crate::{Counted, FollowUp};
+    let p = load(&[(
+        "10.toml",
+        &[
+            rule(
+                "drip",
+                "alert",
+                "window = \"8h\"\nreturned = { \"pii.id_number\" = 500, statements = 2000 }",
+            ),
+            rule("bulk-rows", "deny", "users = [\"bulk\"]\nreturned = { rows = 5000 }"),
+            rule("odd", "alert", "anomaly = 6.5"),
+            rule("very-odd", "quarantine", "users = [\"bulk\"]\nanomaly = 20"),
+            rule("slow-scanners", "throttle", "users = [\"scanner\"]"),
+            rule("honeypot", "quarantine", "tables = [\"honey\"]"),
+            rule("allow-all", "allow", ""),
+        ]
+        .concat(),
+    )]);
+    let d = r(|x| x.user = "bulk").eval(&p);
+    assert_eq!(&*d.rule_id, "allow-all");
+    let limits: Vec<(&str, Counted, u64, Option<u64>, bool)> = d
+        .limits
+        .iter()
+        .map(|l| (&*l.rule_id, l.counted, l.threshold, l.window, l.block))
+        .collect();
+    assert_eq!(
+        limits,
+        [
+            (
+                "drip",
+                Counted::Values(danxia_detectors::pii::Kind::IdNumber),
+                500,
+                Some(8 * 3600),
+                false
+            ),
+            ("drip", Counted::Statements, 2000, Some(8 * 3600), false),
+            ("bulk-rows", Counted::Rows, 5000, None, true),
+        ]
+    );
+    let anomaly: Vec<(&str, f64, bool, FollowUp)> = d
+        .anomaly
+        .iter()
+        .map(|a| (&*a.rule_id, a.threshold(), a.block, a.follow_up))
+        .collect();
+    assert_eq!(
+        anomaly,
+        [
+            ("odd", 6.5, false, FollowUp::None),
+            ("very-odd", 20.0, true, FollowUp::Quarantine),
+        ]
+    );
+    assert!(d.follow_ups.is_empty());
+
+    // A throttle rule does not decide; it alerts and follows up.
+    let d = r(|x| x.user = "scanner").eval(&p);
+    assert_eq!(&*d.rule_id, "allow-all");
+    assert!(d.alerts.iter().any(|a| &**a == "slow-scanners"));
+    assert_eq!(
+        d.follow_ups,
+        [(Arc::from("slow-scanners"), FollowUp::Throttle)]
+    );
+
+    // A quarantine rule decides like deny, and quarantines.
+    let d = r(|x| x.facts.tables = vec!["honey".into()]).eval(&p);
+    assert_eq!(&*d.rule_id, "honeypot");
+    assert!(d.block);
+    assert_eq!(d.follow_ups, [(Arc::from("honeypot"), FollowUp::Quarantine)]);
+
+    // Monitor mode: nothing blocks, nothing follows up; quarantine alerts.
+    let d = r(|x| {
+        x.facts.tables = vec!["honey".into()];
+        x.mode = Mode::Monitor;
+    })
+    .eval(&p);
+    assert!(!d.block);
+    assert!(d.follow_ups.is_empty());
+    assert!(d.alerts.iter().any(|a| &**a == "honeypot"));
+    let d = r(|x| {
+        x.user = "bulk";
+        x.mode = Mode::Monitor;
+    })
+    .eval(&p);
+    assert!(d.anomaly.iter().all(|a| !a.block && a.follow_up == FollowUp::None));
+    assert!(d.limits.iter().all(|l| !l.block));
+
+    // explain names what watches the statement.
+    let text = r(|x| x.user = "bulk").with(|req| p.explain(req).to_string());
+    assert!(text.contains("once it returns 500 pii.id_number or 2000 statements per identity per 28800 s"), "{text}");
+    assert!(text.contains("refuse or cut, and quarantine the identity once the anomaly score reaches 20"), "{text}");
+    assert!(text.contains("withhold the rest once it returns 5000 rows (rule bulk-rows)"), "{text}");
 }
