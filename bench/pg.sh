@@ -19,6 +19,8 @@
 # Usage: bash bench/pg.sh [--duration S] [--clients N] [--rounds N] [--quick]
 #                         [--idle N] [--copy-rows N] [--no-build] [--keep]
 #                         [--skip-danxia]
+# Env: BEHAVIOUR=off runs danxia without behaviour baselines (to measure
+# their cost); the default is the shipped configuration, baselines on.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -238,6 +240,11 @@ backend_connect_timeout = "5s"
 shutdown_grace = "5s"
 
 $policy
+[behaviour]
+# Baselines on (the shipped default) unless BEHAVIOUR=off.
+enabled = $([[ ${BEHAVIOUR:-on} == off ]] && echo false || echo true)
+dir = "$(dirname "$5")/behaviour"
+
 [[listener]]
 name = "pg"
 protocol = "postgres"

@@ -140,6 +140,59 @@ pub(crate) fn skeleton(sql: &str, opts: LexOptions) -> String {
     n.finish()
 }
 
+/// A digest of the values a statement carries: its literals (numbers and
+/// quoted strings, in order), or `None` when it has none. Two executions of
+/// one shape with the same values have the same digest; behaviour baselines
+/// count distinct digests per fingerprint to see a key space being walked
+/// (`where id = 1`, `where id = 2`, …). Not for security: FNV-1a, like
+/// fingerprints.
+pub fn literal_digest(sql: &str, opts: LexOptions) -> Option<u64> {
+    let mut d = ValueDigest::default();
+    for tok in Lexer::new(sql, opts) {
+        if matches!(tok.kind, TokenKind::Number | TokenKind::String) {
+            d.push(tok.text.as_bytes());
+        }
+    }
+    d.finish()
+}
+
+/// The same digest over bound parameter values (`None` for a NULL), so a
+/// statement walked with bind parameters counts like one walked with
+/// literals.
+#[derive(Debug, Clone, Copy)]
+pub struct ValueDigest {
+    h: u64,
+    any: bool,
+}
+
+impl Default for ValueDigest {
+    fn default() -> Self {
+        ValueDigest {
+            h: FNV_OFFSET_BASIS,
+            any: false,
+        }
+    }
+}
+
+impl ValueDigest {
+    /// Adds one value.
+    pub fn push(&mut self, value: &[u8]) {
+        self.any = true;
+        for &b in value {
+            self.h ^= u64::from(b);
+            self.h = self.h.wrapping_mul(FNV_PRIME);
+        }
+        // A separator, so ("ab", "c") and ("a", "bc") differ.
+        self.h ^= 0xff;
+        self.h = self.h.wrapping_mul(FNV_PRIME);
+    }
+
+    /// The digest, or `None` when no value was added.
+    pub fn finish(&self) -> Option<u64> {
+        self.any.then_some(self.h)
+    }
+}
+
 /// Appended to the normalised text of a statement that ends in a comment
 /// running to the end of input (see [`normalize`]). No statement can
 /// otherwise end in `--`, which always opens a comment there.
@@ -857,5 +910,23 @@ mod tests {
                 .replace('0', "?");
             assert_eq!(back, n, "{sql}");
         }
+    }
+
+    #[test]
+    fn literal_digests_follow_values_not_shape() {
+        let o = LexOptions::default();
+        let a = literal_digest("select * from t where id = 1", o);
+        assert!(a.is_some());
+        assert_eq!(a, literal_digest("SELECT *  FROM t WHERE id=1 -- c", o));
+        assert_ne!(a, literal_digest("select * from t where id = 2", o));
+        assert_eq!(literal_digest("select * from t", o), None);
+        assert_ne!(
+            literal_digest("select 'ab', 'c'", o),
+            literal_digest("select 'a', 'bc'", o)
+        );
+        let mut d = ValueDigest::default();
+        assert_eq!(d.finish(), None);
+        d.push(b"1");
+        assert_eq!(d.finish(), literal_digest("select 1", o));
     }
 }

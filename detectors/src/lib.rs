@@ -12,6 +12,7 @@
 //! The facts of a statement are a function of its normalised text alone
 //! (literal values never change them), which is what makes that cache sound.
 
+pub mod baseline;
 pub mod error;
 pub mod facts;
 pub mod fingerprint;
@@ -29,7 +30,9 @@ pub use facts::{
     analyze, name_matches, Operation, StatementFacts, MAX_ANALYZED_LEN, PARSER_RECURSION_LIMIT,
     PARSE_STACK_RED_ZONE, PARSE_STACK_SIZE,
 };
-pub use fingerprint::{fingerprint, normalize, Fingerprint, TRUNCATION_MARKER};
+pub use fingerprint::{
+    fingerprint, literal_digest, normalize, Fingerprint, ValueDigest, TRUNCATION_MARKER,
+};
 pub use lexer::{Dialect, LexOptions, Lexer, Token, TokenKind};
 pub use pii::{classify_column, default_level, Counts, Kind, Scanner};
 pub use signals::Signals;

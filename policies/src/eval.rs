@@ -195,6 +195,7 @@ impl Engine {
                         counted,
                         threshold,
                         window: rule.window,
+                        already: 0,
                         block: blocks,
                         follow_up,
                         message: message.clone(),

@@ -263,6 +263,9 @@ pub struct Limit {
     /// `window`, in seconds: counts add up per identity over fixed windows
     /// of this length instead of per statement.
     pub window: Option<u64>,
+    /// With `window`: what the identity had already returned in the current
+    /// window when this statement started (set by the proxy; 0 otherwise).
+    pub already: u64,
     /// Cut the result (a `deny` or `quarantine` rule in effective mode
     /// `enforce`); otherwise raise an alert.
     pub block: bool,

@@ -1579,7 +1579,11 @@ fn windows_anomaly_throttle_and_quarantine_ride_on_the_decision() {
                 "alert",
                 "window = \"8h\"\nreturned = { \"pii.id_number\" = 500, statements = 2000 }",
             ),
-            rule("bulk-rows", "deny", "users = [\"bulk\"]\nreturned = { rows = 5000 }"),
+            rule(
+                "bulk-rows",
+                "deny",
+                "users = [\"bulk\"]\nreturned = { rows = 5000 }",
+            ),
             rule("odd", "alert", "anomaly = 6.5"),
             rule("very-odd", "quarantine", "users = [\"bulk\"]\nanomaly = 20"),
             rule("slow-scanners", "throttle", "users = [\"scanner\"]"),
@@ -1636,7 +1640,10 @@ fn windows_anomaly_throttle_and_quarantine_ride_on_the_decision() {
     let d = r(|x| x.facts.tables = vec!["honey".into()]).eval(&p);
     assert_eq!(&*d.rule_id, "honeypot");
     assert!(d.block);
-    assert_eq!(d.follow_ups, [(Arc::from("honeypot"), FollowUp::Quarantine)]);
+    assert_eq!(
+        d.follow_ups,
+        [(Arc::from("honeypot"), FollowUp::Quarantine)]
+    );
 
     // Monitor mode: nothing blocks, nothing follows up; quarantine alerts.
     let d = r(|x| {
@@ -1652,12 +1659,28 @@ fn windows_anomaly_throttle_and_quarantine_ride_on_the_decision() {
         x.mode = Mode::Monitor;
     })
     .eval(&p);
-    assert!(d.anomaly.iter().all(|a| !a.block && a.follow_up == FollowUp::None));
+    assert!(d
+        .anomaly
+        .iter()
+        .all(|a| !a.block && a.follow_up == FollowUp::None));
     assert!(d.limits.iter().all(|l| !l.block));
 
     // explain names what watches the statement.
     let text = r(|x| x.user = "bulk").with(|req| p.explain(req).to_string());
-    assert!(text.contains("once it returns 500 pii.id_number or 2000 statements per identity per 28800 s"), "{text}");
-    assert!(text.contains("refuse or cut, and quarantine the identity once the anomaly score reaches 20"), "{text}");
-    assert!(text.contains("withhold the rest once it returns 5000 rows (rule bulk-rows)"), "{text}");
+    assert!(
+        text.contains(
+            "once it returns 500 pii.id_number or 2000 statements per identity per 28800 s"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "refuse or cut, and quarantine the identity once the anomaly score reaches 20"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("withhold the rest once it returns 5000 rows (rule bulk-rows)"),
+        "{text}"
+    );
 }

@@ -32,6 +32,8 @@ pub struct AdminState {
     /// "block" a failing disk stops traffic, and load balancers should know.
     pub auditor: crate::audit::Auditor,
     pub policy: Arc<crate::policy::PolicyRuntime>,
+    pub behaviour: Option<Arc<crate::behaviour::Behaviour>>,
+    pub alerts: crate::alerts::Alerts,
 }
 
 pub fn router(state: Arc<AdminState>) -> Router {
@@ -41,6 +43,10 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/policy", get(policy_status))
         .route("/policy/reload", post(policy_reload))
+        .route("/behaviour/identities", get(behaviour_identities))
+        .route("/behaviour/profile", get(behaviour_profile))
+        .route("/quarantine", get(quarantine_list).post(quarantine_add))
+        .route("/quarantine/release", post(quarantine_release))
         .with_state(state)
 }
 
@@ -124,4 +130,143 @@ async fn policy_reload(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
 /// Binds the admin address (fails start-up with a clear error if taken).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
+}
+
+#[derive(serde::Deserialize)]
+struct IdentityQuery {
+    identity: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn no_behaviour() -> (StatusCode, Json<serde_json::Value>) {
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({
+            "ok": false,
+            "error": "behaviour baselines are disabled ([behaviour] enabled = false)"
+        })),
+    )
+}
+
+/// Every identity with a baseline: key, learning or not, statements seen.
+async fn behaviour_identities(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
+    let Some(b) = &s.behaviour else {
+        return no_behaviour();
+    };
+    let now = b.clock.now();
+    let list: Vec<serde_json::Value> = b
+        .registry
+        .list(now)
+        .into_iter()
+        .map(|(identity, learning, statements, last_seen)| {
+            serde_json::json!({
+                "identity": identity,
+                "learning": learning,
+                "statements": statements,
+                "last_seen": b.clock.show(last_seen),
+            })
+        })
+        .collect();
+    (StatusCode::OK, Json(serde_json::json!(list)))
+}
+
+/// What the baseline has learned of an identity (or of every identity of
+/// a user): the summary as data and as the text `danxia baseline show`
+/// prints.
+async fn behaviour_profile(
+    State(s): State<Arc<AdminState>>,
+    axum::extract::Query(q): axum::extract::Query<IdentityQuery>,
+) -> impl IntoResponse {
+    let Some(b) = &s.behaviour else {
+        return no_behaviour();
+    };
+    let now = b.clock.now();
+    let offset = b.clock.offset(now);
+    let found = b.registry.find(&q.identity);
+    if found.is_empty() {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({
+                "ok": false,
+                "error": format!("no baseline for `{}` (give user|application|network, or a user name; GET /behaviour/identities lists them)", q.identity)
+            })),
+        );
+    }
+    let out: Vec<serde_json::Value> = found
+        .iter()
+        .map(|p| {
+            let summary = p.profile.summary(&b.registry.cfg, now, offset);
+            serde_json::json!({
+                "identity": p.identity,
+                "learning": p.profile.is_learning(&b.registry.cfg, now),
+                "quarantined": b.gate.quarantined(&p.identity),
+                "text": summary.to_string(),
+                "summary": summary,
+            })
+        })
+        .collect();
+    (StatusCode::OK, Json(serde_json::json!(out)))
+}
+
+async fn quarantine_list(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
+    let Some(b) = &s.behaviour else {
+        return no_behaviour();
+    };
+    (StatusCode::OK, Json(serde_json::json!(b.gate.list())))
+}
+
+/// Quarantines an identity by hand (the SOC acting on an alert).
+async fn quarantine_add(
+    State(s): State<Arc<AdminState>>,
+    axum::extract::Query(q): axum::extract::Query<IdentityQuery>,
+) -> impl IntoResponse {
+    let Some(b) = &s.behaviour else {
+        return no_behaviour();
+    };
+    let parts: Vec<&str> = q.identity.split('|').collect();
+    if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(
+                serde_json::json!({"ok": false, "error": "identity must be user|application|network, as GET /behaviour/identities lists it"}),
+            ),
+        );
+    }
+    let who = crate::behaviour::Who {
+        key: Arc::from(q.identity.as_str()),
+        user: Arc::from(parts[0]),
+        application: Arc::from(parts[1]),
+        network: Arc::from(parts[2]),
+    };
+    let reason = q
+        .reason
+        .unwrap_or_else(|| "quarantined through the admin API".into());
+    let added = b.quarantine(&who, "manual", reason);
+    (
+        StatusCode::OK,
+        Json(serde_json::json!({"ok": true, "added": added})),
+    )
+}
+
+/// Releases a quarantined identity.
+async fn quarantine_release(
+    State(s): State<Arc<AdminState>>,
+    axum::extract::Query(q): axum::extract::Query<IdentityQuery>,
+) -> impl IntoResponse {
+    let Some(b) = &s.behaviour else {
+        return no_behaviour();
+    };
+    match b.release(&q.identity) {
+        Some(was) => (
+            StatusCode::OK,
+            Json(serde_json::json!({"ok": true, "released": was})),
+        ),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(
+                serde_json::json!({"ok": false, "error": format!("`{}` is not quarantined", q.identity)}),
+            ),
+        ),
+    }
 }

@@ -42,6 +42,12 @@ pub struct Config {
     /// What the proxy looks for in results (sensitive-data scanning).
     #[serde(default)]
     pub data: DataConfig,
+    /// Behaviour baselines, anomaly scores, quarantine and throttling.
+    #[serde(default)]
+    pub behaviour: crate::behaviour::BehaviourConfig,
+    /// Where alerts go (webhook, syslog) besides the audit log and metrics.
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsConfig,
     #[serde(default, rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
 }
@@ -390,6 +396,8 @@ impl Config {
             ));
         }
         self.audit.validate()?;
+        self.behaviour.validate()?;
+        self.alerts.validate()?;
         Ok(())
     }
 
@@ -398,6 +406,9 @@ impl Config {
     pub fn resolve_paths(&mut self, base: &Path) {
         if self.audit.dir.is_relative() {
             self.audit.dir = base.join(&self.audit.dir);
+        }
+        if self.behaviour.dir.is_relative() {
+            self.behaviour.dir = base.join(&self.behaviour.dir);
         }
         if let Some(p) = &mut self.policy {
             for path in [

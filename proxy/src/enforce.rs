@@ -18,6 +18,7 @@ use danxia_detectors::{Operation, StatementFacts};
 use danxia_policies::{CopyMasking, Decision, Identity, Limit, MaskSet, Request};
 
 use crate::analysis::{Judgement, Statement};
+use crate::behaviour::SessionBehaviour;
 use crate::listener::ListenerCtx;
 
 /// Fingerprints a session remembers having sent to the learner, so a
@@ -77,6 +78,11 @@ pub struct Enforcer {
     /// whose query is masked or limited, by name: a later `FETCH … c` or
     /// `EXECUTE p` names no table, so it inherits them from here.
     named: HashMap<String, ResultRules>,
+    /// The session's behaviour baseline view (absent when disabled).
+    behaviour: Option<Arc<SessionBehaviour>>,
+    /// A statement judged since the last [`Enforcer::throttle_delay`] came
+    /// from a throttled identity.
+    throttled: bool,
 }
 
 /// What acts on a statement's results (see `danxia_policies::MaskSet`).
@@ -99,6 +105,14 @@ impl Enforcer {
     ) -> Self {
         let application = app.get().unwrap_or_else(|| Arc::from(""));
         let app_generation = app.generation();
+        let behaviour = ctx.behaviour.as_ref().map(|b| {
+            Arc::new(SessionBehaviour::new(
+                b.clone(),
+                &user,
+                &application,
+                address,
+            ))
+        });
         Self {
             identity: Identity::new(ctx.name.clone(), user, database, application, address),
             app,
@@ -106,12 +120,60 @@ impl Enforcer {
             learned: HashSet::new(),
             batch_failed: false,
             named: HashMap::new(),
+            behaviour,
+            throttled: false,
         }
+    }
+
+    pub fn has_behaviour(&self) -> bool {
+        self.behaviour.is_some()
+    }
+
+    /// The session's behaviour view, for the side that completes
+    /// statements.
+    pub fn behaviour(&self) -> Option<Arc<SessionBehaviour>> {
+        self.behaviour.clone()
+    }
+
+    /// How long to hold the statements just judged: the identity is
+    /// throttled. Resets.
+    pub fn throttle_delay(&mut self) -> Option<std::time::Duration> {
+        if std::mem::take(&mut self.throttled) {
+            self.behaviour.as_ref().map(|b| b.delay())
+        } else {
+            None
+        }
+    }
+
+    /// A statement about to run again (Bind, COM_STMT_EXECUTE): what the
+    /// behaviour layer says now (quarantine, window budgets, throttling)
+    /// on top of its policy decision.
+    pub fn amend(&mut self, stmt: Arc<Statement>) -> Arc<Statement> {
+        let Some(sb) = &self.behaviour else {
+            return stmt;
+        };
+        let Some(j) = &stmt.judgement else {
+            return stmt;
+        };
+        let (d, throttled) = sb.before(&stmt.facts, j.decision.clone());
+        self.throttled |= throttled;
+        if Arc::ptr_eq(&d, &j.decision) {
+            return stmt;
+        }
+        let mut s = (*stmt).clone();
+        s.judgement = Some(Judgement {
+            decision: d,
+            policy_version: j.policy_version,
+        });
+        Arc::new(s)
     }
 
     /// The session's user or database changed (MySQL `COM_CHANGE_USER`,
     /// `COM_INIT_DB`, `USE`): later statements are decided for the new one.
     pub fn set_identity(&mut self, user: Arc<str>, database: Arc<str>) {
+        if let Some(b) = &self.behaviour {
+            b.set(&user, &self.identity.application);
+        }
         let i = &self.identity;
         self.identity = Identity::new(
             i.listener.clone(),
@@ -129,6 +191,9 @@ impl Enforcer {
         if g != self.app_generation {
             self.app_generation = g;
             let name = self.app.get().unwrap_or_else(|| Arc::from(""));
+            if let Some(b) = &self.behaviour {
+                b.set(&self.identity.user, &name);
+            }
             self.identity = self.identity.with_application(name);
         }
     }
@@ -148,7 +213,12 @@ impl Enforcer {
                 mode: ctx.mode,
                 now,
             });
-            let decision = self.result_rules(&s.facts, look.decision);
+            let mut decision = self.result_rules(&s.facts, look.decision);
+            if let Some(sb) = &self.behaviour {
+                let (d, throttled) = sb.before(&s.facts, decision);
+                decision = d;
+                self.throttled |= throttled;
+            }
             self.account(ctx, &decision, look.hit, s);
             if decision.block && first_blocked.is_none() {
                 first_blocked = Some(i);

@@ -6,9 +6,13 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod alerting;
+pub mod alerts;
 pub mod analysis;
 pub mod audit;
+pub mod behaviour;
 pub mod cli;
+pub mod cli_behaviour;
 pub mod config;
 pub mod discover;
 pub mod enforce;

@@ -43,6 +43,10 @@ pub struct ListenerCtx {
     /// Result scanning settings (`[data]`).
     pub data: crate::config::DataConfig,
     pub scanner: Arc<danxia_detectors::pii::Scanner>,
+    /// Behaviour baselines (absent when `[behaviour] enabled = false`).
+    pub behaviour: Option<Arc<crate::behaviour::Behaviour>>,
+    /// Alert delivery to the SOC.
+    pub alerts: crate::alerts::Alerts,
 }
 
 /// Counts live sessions across listeners and issues session ids, so that

@@ -36,6 +36,16 @@ enum Command {
         #[arg(short, long, default_value = "danxia.toml")]
         config: PathBuf,
     },
+    /// Behaviour baselines: what danxia has learned of each identity.
+    Baseline {
+        #[command(subcommand)]
+        command: BaselineCommand,
+    },
+    /// Identities a rule (or a person) quarantined.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
     /// Work with the audit log.
     Audit {
         #[command(subcommand)]
@@ -116,6 +126,44 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum BaselineCommand {
+    /// Print what danxia has learned of an identity: `user|application|network`
+    /// as alerts and audit events name it, or a user name for all of its
+    /// identities.
+    Show {
+        identity: String,
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCommand {
+    /// List quarantined identities.
+    List {
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
+    },
+    /// Quarantine an identity by hand (`user|application|network`).
+    Add {
+        identity: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
+    },
+    /// Release a quarantined identity: its statements run again.
+    Release {
+        identity: String,
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Check the hash chain of an audit directory: reports the first record
     /// that was altered, removed or reordered. Exit 0 intact, 1 tampered.
@@ -132,6 +180,28 @@ fn main() -> ExitCode {
         config: config::default_path(),
     }) {
         Command::Run { config } => run(config),
+        Command::Baseline {
+            command:
+                BaselineCommand::Show {
+                    identity,
+                    config,
+                    json,
+                },
+        } => danxia::cli_behaviour::baseline_show(&config, &identity, json),
+        Command::Quarantine { command } => {
+            use danxia::cli_behaviour::{quarantine, QuarantineCmd};
+            match command {
+                QuarantineCommand::List { config } => quarantine(&config, QuarantineCmd::List),
+                QuarantineCommand::Add {
+                    identity,
+                    reason,
+                    config,
+                } => quarantine(&config, QuarantineCmd::Add { identity, reason }),
+                QuarantineCommand::Release { identity, config } => {
+                    quarantine(&config, QuarantineCmd::Release { identity })
+                }
+            }
+        }
         Command::Audit {
             command: AuditCommand::Verify { dir },
         } => verify(dir),

@@ -178,6 +178,8 @@ pub struct ListenerMetrics {
     pub auth_failures: Counter,
     pub backend_connect_failures: Counter,
     pub cancel_forwarded: Counter,
+    /// Backend queries cancelled because a limit cut their result.
+    pub cut_cancels: Counter,
     pub cancel_unknown: Counter,
     statements: Vec<[OnceLock<Counter>; 4]>,
     /// Sensitive values returned in the clear, by kind (resolved lazily).
@@ -204,6 +206,7 @@ impl ListenerMetrics {
             auth_failures: counter!("danxia_auth_failures_total", "listener" => l.clone()),
             backend_connect_failures: counter!("danxia_backend_connect_failures_total", "listener" => l.clone()),
             cancel_forwarded: counter!("danxia_cancel_requests_total", "listener" => l.clone(), "result" => "forwarded"),
+            cut_cancels: counter!("danxia_cancel_requests_total", "listener" => l.clone(), "result" => "cut"),
             cancel_unknown: counter!("danxia_cancel_requests_total", "listener" => l, "result" => "unknown_key"),
             statements: Operation::ALL.iter().map(|_| Default::default()).collect(),
             sensitive: Default::default(),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use danxia_detectors::mask::{Masked, Strategy};
 use danxia_detectors::pii::{Counts, Kind, Scanner};
-use danxia_policies::{Limit, MaskRef, MaskSet};
+use danxia_policies::{Counted, Limit, MaskRef, MaskSet};
 use danxia_protocols::pg::rows::{Cell, RewriteStats};
 use danxia_protocols::ProtocolError;
 
@@ -104,9 +104,14 @@ impl Plan {
             .map_or(&[], |d| d.limits.as_slice())
     }
 
-    /// Limits that could trip: only values in scannable columns count.
+    /// Limits that could trip: values count only in scannable columns;
+    /// rows always count.
     fn watched(&self) -> bool {
-        self.any_scan && !self.limits().is_empty()
+        self.limits().iter().any(|l| match l.counted {
+            Counted::Rows => true,
+            Counted::Values(_) => self.any_scan,
+            Counted::Statements => false,
+        })
     }
 
     fn needs_every_row(&self) -> bool {
@@ -136,6 +141,9 @@ pub struct Summary {
     /// Sensitive values returned in the clear, by kind (scanned rows only).
     pub counts: Counts,
     pub scanned_rows: u64,
+    /// Rows the statement's results returned so far (every row, scanned or
+    /// not), for `returned.rows` limits and the behaviour baseline.
+    pub rows: u64,
     /// Cells rewritten by a mask.
     pub masked: u64,
     /// Rows too large to inspect, streamed unscanned.
@@ -298,6 +306,7 @@ impl Inspector {
         if self.summary.cut.is_some() {
             return RowAction::Drop;
         }
+        self.summary.rows += 1;
         if p.watched() || self.in_budget(row) {
             let mut counts = Counts::new();
             self.scanner.scan(body, &mut counts);
@@ -342,6 +351,7 @@ impl Inspector {
         if let Some(p) = &mut self.plan {
             p.rows += 1;
         }
+        self.summary.rows += 1;
     }
 
     /// Whether `p`'s next row is one to inspect (masks and limits need every
@@ -378,6 +388,7 @@ impl Inspector {
         if self.summary.cut.is_some() {
             return Ok(RowAction::Drop);
         }
+        self.summary.rows += 1;
         let scan = p.any_scan && (p.watched() || in_budget);
         let scanner = &*self.scanner;
         let mut counts = Counts::new();
@@ -446,7 +457,12 @@ impl Inspector {
             return action;
         };
         for l in p.limits() {
-            if self.summary.counts.get(l.kind) < l.threshold {
+            let count = match l.counted {
+                Counted::Rows => self.summary.rows,
+                Counted::Values(kind) => u64::from(self.summary.counts.get(kind)),
+                Counted::Statements => continue,
+            };
+            if count.saturating_add(l.already) < l.threshold {
                 continue;
             }
             if l.block {

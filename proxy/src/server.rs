@@ -53,6 +53,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .as_ref()
         .map(|p| Learner::start(p.allowlist.clone()));
 
+    let alerts = crate::alerts::Alerts::start(&config.alerts)
+        .map_err(|e| anyhow::anyhow!("[alerts]: {e}"))?;
+    let behaviour = if config.behaviour.enabled {
+        let b = crate::behaviour::Behaviour::start(config.behaviour.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("[behaviour]: {e}"))?;
+        Some(b)
+    } else {
+        info!("behaviour baselines disabled ([behaviour] enabled = false)");
+        None
+    };
+    // The store's last sync runs once every session has ended, so the
+    // last statements are in it.
+    let (sync_stop_tx, sync_stop_rx) = watch::channel(false);
+    let sync_task = behaviour
+        .clone()
+        .map(|b| tokio::spawn(b.run_sync(sync_stop_rx)));
+
     let admin_state = Arc::new(AdminState {
         prometheus,
         listeners_bound: false.into(),
@@ -64,6 +82,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .collect(),
         auditor: auditor.clone(),
         policy: policy.clone(),
+        behaviour: behaviour.clone(),
+        alerts: alerts.clone(),
     });
     let admin_listener = admin::bind(config.admin.listen)
         .await
@@ -101,6 +121,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             decisions: DecisionMetrics::new(&l.name),
             data: config.data.clone(),
             scanner: scanner.clone(),
+            behaviour: behaviour.clone(),
+            alerts: alerts.clone(),
         });
         accept_tasks.push(tokio::spawn(listener::serve(sock, ctx)));
     }
@@ -133,6 +155,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     let _ = admin_task.await;
+    let _ = sync_stop_tx.send(true);
+    if let Some(t) = sync_task {
+        let _ = t.await;
+    }
+    if !alerts.flush(Duration::from_secs(5)).await {
+        warn!("alerts still queued at shutdown were not delivered (see danxia_alert_deliveries_total)");
+    }
     let stats = tokio::task::spawn_blocking(move || audit_task.shutdown())
         .await
         .context("joining the audit writer")?;

@@ -186,9 +186,11 @@ pub fn decode_bind_results(body: &[u8]) -> Result<BindResults<'_>, ProtocolError
     let format_count = c.count()?;
     c.bytes(format_count * FORMAT_LEN)?;
     let param_count = c.count()?;
+    let params_start = c.peek_rest();
     for _ in 0..param_count {
         c.value()?;
     }
+    let params = &params_start[..params_start.len() - c.remaining()];
     let result_count = c.count()?;
     let results = c.bytes(result_count * FORMAT_LEN)?;
     c.finish()?;
@@ -196,6 +198,8 @@ pub fn decode_bind_results(body: &[u8]) -> Result<BindResults<'_>, ProtocolError
         portal,
         statement,
         result_formats: formats(results),
+        params,
+        param_count,
     })
 }
 
@@ -206,6 +210,9 @@ pub struct BindResults<'a> {
     pub statement: &'a [u8],
     /// Same convention as [`Bind::result_formats`].
     pub result_formats: Vec<i16>,
+    /// The parameter values as sent (each with its length), undecoded.
+    pub params: &'a [u8],
+    pub param_count: usize,
 }
 
 /// Cheap variant for the hot path: only the portal and statement names, no

@@ -149,4 +149,52 @@ pub struct AuditEvent {
     /// rendered compactly and bounded (`[42, 'alice', NULL]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub params: Option<String>,
+    /// Behaviour identity (`user|application|network`) the baseline keeps
+    /// for this session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Arc<str>>,
+    /// Anomaly score of the statement against the identity's baseline
+    /// (present when at least 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// What drove the score: measure, observed against expected.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<EvidenceOut>,
+    /// The identity is still learning its baseline (scores come from a
+    /// prior: the population or the same user's usual behaviour).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learning: Option<bool>,
+    /// What the behaviour rules did: `cut`, `throttle`, `quarantine`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<&'static str>,
+    /// Alert events: `low`, `medium`, `high` or `critical`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk: Option<&'static str>,
+}
+
+/// One piece of baseline evidence as audit events and alerts carry it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvidenceOut {
+    pub measure: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    pub observed: f64,
+    pub expected: f64,
+    pub score: f64,
+    /// The sentence an analyst reads.
+    pub text: String,
+}
+
+impl From<&danxia_detectors::baseline::Evidence> for EvidenceOut {
+    fn from(e: &danxia_detectors::baseline::Evidence) -> Self {
+        let r = |x: f64| (x * 100.0).round() / 100.0;
+        EvidenceOut {
+            measure: e.measure.as_str(),
+            subject: e.subject.clone(),
+            observed: r(e.observed),
+            expected: r(e.expected),
+            score: r(e.score),
+            text: e.to_string(),
+        }
+    }
 }

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 // The module's whole public API; the binary uses only part of it so far.
 #[allow(unused_imports)]
-pub use event::{AuditEvent, EventKind, Outcome};
+pub use event::{AuditEvent, EventKind, EvidenceOut, Outcome};
 #[allow(unused_imports)]
 pub use settings::{AuditSettings, Fsync, HashAlgorithm, OnError, OnFull, StatementText};
 #[allow(unused_imports)]

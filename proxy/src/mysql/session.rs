@@ -43,9 +43,7 @@ use tracing::{debug, info, warn};
 use super::charset;
 use super::results::{self as myresults, BinaryRows, Columns, TextRows};
 use crate::analysis::Statement;
-use crate::audit::statement::{
-    add_summary, alert_event, describe_statement, SessionIdentity, RESULT_CUT,
-};
+use crate::audit::statement::{add_summary, describe_statement, SessionIdentity, RESULT_CUT};
 use crate::audit::{AuditEvent, EventKind, Outcome, StatementText};
 use crate::enforce::{AppName, Enforcer};
 use crate::error::SessionError;
@@ -1056,6 +1054,8 @@ impl Session {
         };
         let stmt = self.enforcer.rejudge(&self.ctx, ps.stmt.clone());
         ps.stmt = stmt.clone();
+        // This execution's own view (quarantine, window budgets).
+        let stmt = self.enforcer.amend(stmt);
         let params = match parse_execute(
             &p.payload,
             ps.num_params,
@@ -1732,19 +1732,38 @@ impl Session {
         if let Some(d) = c.detail {
             ev.detail = Some(d.to_string());
         }
+        // Behaviour baselines count distinct bound values per shape.
+        let values = params.as_deref().map(|p| {
+            let mut d = danxia_detectors::ValueDigest::default();
+            d.push(p.as_bytes());
+            d
+        });
         ev.params = params;
         let m = &self.ctx.metrics;
         m.statement(op, c.outcome);
         if c.outcome != Outcome::Aborted {
             m.statement_duration.record(elapsed.as_secs_f64());
         }
-        let alert = (!ev.alerts.is_empty()).then(|| alert_event(&self.ident, &ev));
+        if let Some(b) = self.enforcer.behaviour() {
+            b.after(
+                stmt,
+                &mut ev,
+                Some(&summary),
+                values.and_then(|d| d.finish()),
+            );
+        }
+        let alert =
+            (!ev.alerts.is_empty()).then(|| crate::alerting::raise(&self.ctx, &self.ident, &ev));
         self.events.push(ev);
         self.events.extend(alert);
     }
 
     /// Forwards a client command to the server as it came.
     async fn forward_command(&mut self, p: &Packet) -> Result<(), SessionError> {
+        if let Some(d) = self.enforcer.throttle_delay() {
+            // A throttled identity: hold its command.
+            tokio::time::sleep(d).await;
+        }
         let mut o = BytesMut::with_capacity(p.payload.len() + 4);
         write_frame(&mut o, p.seq, &p.payload);
         send(

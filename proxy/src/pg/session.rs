@@ -478,6 +478,7 @@ impl Session {
             out: BytesMut::new(),
         };
         let mut tracker = Tracker::new(self.ident.clone(), ctx.clone(), st.lex.clone());
+        tracker.set_behaviour(up.enforcer.behaviour());
         let mut down = Downstream {
             ctx: &ctx,
             reader: backend_r,
@@ -490,6 +491,12 @@ impl Session {
             out: BytesMut::new(),
             results: Results::new(&ctx.data, ctx.scanner.clone()),
             row_out: BytesMut::new(),
+            cancel: st
+                .registration
+                .as_ref()
+                .and_then(|r| ctx.cancels.lookup(r.key.process_id, r.key.secret_key)),
+            dropped: 0,
+            cancelled: false,
         };
         let end = tokio::select! {
             r = up.run(&mut backend_w) => End::Client(r),
@@ -696,6 +703,8 @@ struct Upstream<'a> {
 /// A bound portal, as the client side knows it.
 struct Portal {
     stmt: Option<Arc<Statement>>,
+    /// Digest of the Bind's parameter values.
+    values: Option<u64>,
     /// The prepared statement's name.
     statement: Box<[u8]>,
     /// The Bind's result formats (empty: all text).
@@ -841,13 +850,27 @@ impl Upstream<'_> {
                                 portal,
                                 statement,
                                 result_formats: formats,
+                                params: raw_params,
+                                param_count,
                             } = fe::decode_bind_results(body)?;
+                            // Behaviour baselines count distinct bound
+                            // values per statement shape (enumeration).
+                            let values = (param_count > 0 && up_has_behaviour(&self.enforcer))
+                                .then(|| {
+                                    let mut d = danxia_detectors::ValueDigest::default();
+                                    d.push(raw_params);
+                                    d.finish()
+                                })
+                                .flatten();
                             let mut stmt = self.statements.get(statement).cloned();
                             if let Some(s) = stmt.take() {
                                 let judged = self.enforcer.rejudge(self.ctx, s.clone());
                                 if !Arc::ptr_eq(&judged, &s) {
                                     self.statements.insert(statement.into(), judged.clone());
                                 }
+                                // This execution's own view (quarantine,
+                                // window budgets): not stored.
+                                let judged = self.enforcer.amend(judged);
                                 if judged.blocked() {
                                     // Refused at Parse in an earlier batch,
                                     // or by a policy loaded since.
@@ -877,6 +900,7 @@ impl Upstream<'_> {
                                     portal.into(),
                                     Portal {
                                         stmt,
+                                        values,
                                         statement: statement.into(),
                                         formats,
                                         described: false,
@@ -888,6 +912,7 @@ impl Upstream<'_> {
                         fe::tag::EXECUTE => {
                             let (portal, _) = cstr(body, 0, "Execute")?;
                             let stmt = self.portals.get(portal).and_then(|p| p.stmt.clone());
+                            let values = self.portals.get(portal).and_then(|p| p.values);
                             let bytes_in = std::mem::take(&mut self.extended_bytes) + total as u64;
                             match stmt {
                                 Some(s) if s.blocked() => {
@@ -939,6 +964,7 @@ impl Upstream<'_> {
                                         started: received,
                                         bytes_in,
                                         shape,
+                                        values,
                                     })
                                     .await;
                                 }
@@ -1054,6 +1080,10 @@ impl Upstream<'_> {
                         break;
                     }
                 }
+            }
+            if let Some(d) = self.enforcer.throttle_delay() {
+                // A throttled identity: hold what it sent.
+                tokio::time::sleep(d).await;
             }
             if !self.out.is_empty() {
                 // A refused message was replaced: send the rebuilt bytes.
@@ -1288,7 +1318,18 @@ struct Downstream<'a> {
     results: Results,
     /// A rewritten (masked) DataRow.
     row_out: BytesMut,
+    /// This session's backend, for cancelling a cut result's query.
+    cancel: Option<CancelTarget>,
+    /// Rows withheld since the current result was cut.
+    dropped: u64,
+    /// A CancelRequest went to the backend for the current cut result.
+    cancelled: bool,
 }
+
+/// Rows withheld after a cut before the backend query is cancelled: a
+/// result still streaming this long after the cut is surely the cut
+/// statement's (a cancel sent as it completes could hit the next one).
+const CANCEL_AFTER_DROPPED_ROWS: u64 = 256;
 
 impl Downstream<'_> {
     /// The error the client gets instead of a cut result's completion.
@@ -1296,11 +1337,13 @@ impl Downstream<'_> {
         let mut out = BytesMut::new();
         let policy = self.ctx.policy.current();
         let message = format!("danxia: {} (rule {})", l.message, l.rule_id);
+        let what = match l.counted {
+            danxia_policies::Counted::Values(k) => format!("{} values", k.tag()),
+            c => c.name().to_string(),
+        };
         let detail = format!(
-            "The result reached {} {} values, the limit of policy rule \"{}\"; the rest of it was withheld.",
-            l.threshold,
-            l.kind.tag(),
-            l.rule_id
+            "The result reached {} {what}, the limit of policy rule \"{}\"; the rest of it was withheld.",
+            l.threshold, l.rule_id
         );
         be::encode_error_response(
             &mut out,
@@ -1410,7 +1453,23 @@ impl Downstream<'_> {
                             match self.results.on_row(body, &mut self.row_out)? {
                                 RowAction::Forward => {}
                                 RowAction::Replaced => replacement = Some(self.row_out.split()),
-                                RowAction::Drop => replacement = Some(BytesMut::new()),
+                                RowAction::Drop => {
+                                    replacement = Some(BytesMut::new());
+                                    self.dropped += 1;
+                                    if self.dropped >= CANCEL_AFTER_DROPPED_ROWS && !self.cancelled
+                                    {
+                                        // Stop the server producing what
+                                        // nobody will read.
+                                        if let Some(t) = self.cancel.clone() {
+                                            self.cancelled = true;
+                                            self.ctx.metrics.cut_cancels.increment(1);
+                                            let timeout = self.ctx.limits.backend_connect_timeout;
+                                            tokio::spawn(
+                                                async move { send_cancel(&t, timeout).await },
+                                            );
+                                        }
+                                    }
+                                }
                             }
                         } else if h.tag == be::tag::COPY_DATA {
                             if self.results.on_copy_data(body) == RowAction::Drop {
@@ -1437,10 +1496,15 @@ impl Downstream<'_> {
                                 // The statement's result is complete: its
                                 // summary goes into its audit event.
                                 if let Some(l) = self.results.cut() {
-                                    if h.tag != be::tag::ERROR_RESPONSE {
+                                    // Our cancel's own error is replaced too.
+                                    if h.tag != be::tag::ERROR_RESPONSE
+                                        || (self.cancelled && is_query_canceled(body))
+                                    {
                                         replacement = Some(self.cut_error(l));
                                     }
                                 }
+                                self.dropped = 0;
+                                self.cancelled = false;
                                 let sum = self.results.finish();
                                 if !sum.is_empty() {
                                     tracker.set_result(sum);
@@ -1688,4 +1752,17 @@ pub async fn send_cancel(target: &CancelTarget, timeout: Duration) {
         Ok(Err(e)) => warn!(error = %e, "could not forward cancel request"),
         Err(_) => warn!("cancel request to backend timed out"),
     }
+}
+
+/// Whether the session keeps behaviour baselines (worth digesting values).
+fn up_has_behaviour(e: &Enforcer) -> bool {
+    e.has_behaviour()
+}
+
+/// Whether an ErrorResponse body is SQLSTATE 57014 (query_canceled).
+fn is_query_canceled(body: &[u8]) -> bool {
+    be::decode_error_fields(body)
+        .ok()
+        .and_then(|f| f.code)
+        .is_some_and(|c| c == "57014")
 }

@@ -20,7 +20,7 @@ use danxia_protocols::pg::backend::{self as be};
 use super::encoding::LexState;
 use super::results::{ExecuteShape, Summary};
 use crate::analysis::Statement;
-use crate::audit::statement::{add_summary, alert_event, describe_statement, RESULT_CUT};
+use crate::audit::statement::{add_summary, describe_statement, RESULT_CUT};
 use crate::audit::{AuditEvent, EventKind, Outcome, StatementText};
 use crate::listener::ListenerCtx;
 
@@ -53,6 +53,9 @@ pub enum Pending {
         bytes_in: u64,
         /// How to read its rows (names and formats), for `results.rs`.
         shape: Option<Box<ExecuteShape>>,
+        /// Digest of its Bind's parameter values (behaviour baselines
+        /// count distinct values per statement shape).
+        values: Option<u64>,
     },
     /// A Describe: its RowDescription (or NoData) is remembered as the
     /// shape of the statement or portal. `injected`: danxia sent it (to
@@ -198,6 +201,11 @@ pub struct Tracker {
     /// What the result of the statement completing next came to (set by
     /// the relay just before the completion message).
     result: Option<Summary>,
+    behaviour: Option<Arc<crate::behaviour::SessionBehaviour>>,
+    /// Digest of the bound values of the Execute being completed.
+    values: Option<u64>,
+    /// `emit` raises the alert itself, after the behaviour layer.
+    defer_alert: bool,
 }
 
 /// Which protocol flow a statement came through; a Parse that failed is
@@ -239,7 +247,15 @@ impl Tracker {
             text_mode,
             lex,
             result: None,
+            behaviour: None,
+            values: None,
+            defer_alert: false,
         }
+    }
+
+    /// The session's behaviour baseline view (see `behaviour`).
+    pub fn set_behaviour(&mut self, b: Option<Arc<crate::behaviour::SessionBehaviour>>) {
+        self.behaviour = b;
     }
 
     /// The result summary of the statement the next completion completes.
@@ -629,9 +645,11 @@ impl Tracker {
                     stmt,
                     started,
                     bytes_in,
+                    values,
                     ..
                 }) = self.pending.pop_front()
                 {
+                    self.values = values;
                     self.emit(
                         stmt.as_deref(),
                         Flow::Extended,
@@ -854,7 +872,18 @@ impl Tracker {
                 c.detail = Some(RESULT_CUT);
             }
         }
+        let values = self.values.take();
+        self.defer_alert = self.behaviour.is_some();
         self.finish_event(ev, op, started, c, rows_seen, bytes_out, bytes_in);
+        if let (Some(b), Some(ev)) = (&self.behaviour, self.events.last_mut()) {
+            if ev.kind == Some(EventKind::Statement) {
+                b.after(stmt, ev, summary.as_ref(), values);
+                if !ev.alerts.is_empty() {
+                    let alert = crate::alerting::raise(&self.ctx, &self.ident, ev);
+                    self.events.push(alert);
+                }
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -886,7 +915,14 @@ impl Tracker {
         if c.outcome != Outcome::Aborted {
             m.statement_duration.record(elapsed.as_secs_f64());
         }
-        let alert = (!ev.alerts.is_empty()).then(|| alert_event(&self.ident, &ev));
+        // With baselines on, the alert follows `after` (which may add
+        // rules and evidence); see `emit`.
+        if std::mem::take(&mut self.defer_alert) {
+            self.events.push(ev);
+            return;
+        }
+        let alert =
+            (!ev.alerts.is_empty()).then(|| crate::alerting::raise(&self.ctx, &self.ident, &ev));
         self.events.push(ev);
         self.events.extend(alert);
     }

@@ -1,0 +1,250 @@
+//! Scoring: turns a statement, its window's totals and an expectation
+//! source into evidence, and evidence into an [`Assessment`]. Owns the
+//! floors, the evidence threshold and the combination rule. Never records
+//! anything, and reads expectations only through [`Expectation`], so a
+//! profile, another profile (as a prior) and the population are scored by
+//! the same code.
+
+use super::evidence::{Assessment, Evidence, Measure};
+use super::stats::{Ewma, WindowStats};
+use super::tables::Tables;
+use super::window::{unique_tables, Window};
+use super::BaselineConfig;
+
+/// Floors of the deviation unit, per measure: the smallest difference that
+/// counts as one unit however steady the history. They are what keeps an
+/// identity idle at some hour (mean 0, deviation 0) from alerting on a
+/// single statement, and a steady one from alerting on noise.
+pub const FLOOR_STATEMENTS: f64 = 20.0;
+pub const FLOOR_ROWS: f64 = 500.0;
+pub const FLOOR_BYTES: f64 = 256.0 * 1024.0;
+/// Per tag.
+pub const FLOOR_SENSITIVE: f64 = 50.0;
+pub const FLOOR_DISTINCT_TABLES: f64 = 3.0;
+pub const FLOOR_NEW_FINGERPRINTS: f64 = 3.0;
+pub const FLOOR_TABLE_ROWS: f64 = 500.0;
+pub const FLOOR_ENUMERATION: f64 = 50.0;
+pub const FLOOR_ROWS_PER_STATEMENT: f64 = 200.0;
+
+/// Evidence scoring below this is not reported and does not count.
+pub const EVIDENCE_MIN_SCORE: f64 = 1.0;
+/// Evidence items kept per assessment.
+pub const MAX_EVIDENCE: usize = 8;
+
+/// Where expectations come from: an identity's own statistics (the slot of
+/// the window's hour when it has enough samples, else the global ones), or
+/// the population's.
+pub(crate) struct Expectation<'a> {
+    pub window: &'a WindowStats,
+    pub tables: &'a Tables,
+    /// Max distinct keys of one fingerprint per active window.
+    pub distinct_keys: &'a Ewma,
+}
+
+/// What is known of the statement beyond its window's totals.
+pub(crate) struct StatementView<'a> {
+    pub fingerprint: u64,
+    pub tables: &'a [String],
+    /// `None` before it runs ([`super::Profile::preview`]).
+    pub rows: Option<u64>,
+    /// Its fingerprint's distinct keys in the window, including its own.
+    pub distinct_keys: Option<u64>,
+}
+
+/// What a preview adds to the window's totals so far (zero when observing:
+/// the window already includes the statement).
+#[derive(Default)]
+pub(crate) struct Projection {
+    pub statements: u64,
+    pub tables: u64,
+    pub new_fingerprints: u64,
+}
+
+/// Gathers evidence; allocates only for evidence that counts.
+pub(crate) struct Collector<'c> {
+    cfg: &'c BaselineConfig,
+    items: Vec<Evidence>,
+}
+
+impl<'c> Collector<'c> {
+    pub fn new(cfg: &'c BaselineConfig) -> Self {
+        Collector {
+            cfg,
+            items: Vec::new(),
+        }
+    }
+
+    /// Scores `observed` against `stat`; keeps it when it counts.
+    pub fn deviation(
+        &mut self,
+        measure: Measure,
+        subject: impl FnOnce() -> Option<String>,
+        observed: u64,
+        stat: &Ewma,
+        floor: f64,
+    ) {
+        let observed = observed as f64;
+        let Some(d) = stat.score(observed, floor, self.cfg.min_samples, self.cfg.score_cap) else {
+            return;
+        };
+        self.fixed(measure, subject, observed, d.expected, d.scale, d.score);
+    }
+
+    /// Keeps an item whose score was computed elsewhere, when it counts.
+    pub fn fixed(
+        &mut self,
+        measure: Measure,
+        subject: impl FnOnce() -> Option<String>,
+        observed: f64,
+        expected: f64,
+        scale: f64,
+        score: f64,
+    ) {
+        let score = score.min(self.cfg.score_cap);
+        if score >= EVIDENCE_MIN_SCORE {
+            self.items.push(Evidence {
+                measure,
+                subject: subject(),
+                observed,
+                expected,
+                scale,
+                score,
+            });
+        }
+    }
+
+    pub fn finish(mut self, learning: bool) -> Assessment {
+        let sum_sq: f64 = self.items.iter().map(|e| e.score * e.score).sum();
+        // Stable: ties keep the order measures were scored in.
+        self.items.sort_by(|a, b| b.score.total_cmp(&a.score));
+        self.items.truncate(MAX_EVIDENCE);
+        Assessment {
+            score: sum_sq.sqrt().min(self.cfg.score_cap),
+            evidence: self.items,
+            learning,
+        }
+    }
+}
+
+/// Scores everything but hour rarity and new tables (which need the
+/// identity's own history): the window totals, and per table the
+/// statement's rows and the window's rows.
+pub(crate) fn score_window(
+    exp: &Expectation<'_>,
+    window: &Window,
+    extra: &Projection,
+    stmt: &StatementView<'_>,
+    out: &mut Collector<'_>,
+) {
+    let cfg = out.cfg;
+    let ws = exp.window;
+    let none = || None;
+    let statements = window.statements.saturating_add(extra.statements);
+    out.deviation(
+        Measure::Statements,
+        none,
+        statements,
+        &ws.statements,
+        FLOOR_STATEMENTS,
+    );
+    out.deviation(Measure::Rows, none, window.rows, &ws.rows, FLOOR_ROWS);
+    out.deviation(Measure::Bytes, none, window.bytes, &ws.bytes, FLOOR_BYTES);
+    for (tag, &count) in &window.sensitive {
+        let stat = ws.sensitive(tag);
+        out.deviation(
+            Measure::Sensitive,
+            || Some(tag.clone()),
+            count,
+            &stat,
+            FLOOR_SENSITIVE,
+        );
+    }
+    let tables = (window.tables.len() as u64).saturating_add(extra.tables);
+    out.deviation(
+        Measure::DistinctTables,
+        none,
+        tables,
+        &ws.distinct_tables,
+        FLOOR_DISTINCT_TABLES,
+    );
+    let new = window
+        .new_fingerprints
+        .saturating_add(extra.new_fingerprints);
+    out.deviation(
+        Measure::NewFingerprints,
+        none,
+        new,
+        &ws.new_fingerprints,
+        FLOOR_NEW_FINGERPRINTS,
+    );
+    for table in unique_tables(stmt.tables) {
+        let Some(stats) = exp.tables.get(table) else {
+            continue;
+        };
+        let subject = || Some(table.clone());
+        if let Some(rows) = stmt.rows {
+            out.deviation(
+                Measure::RowsPerStatement,
+                subject,
+                rows,
+                &stats.per_statement,
+                FLOOR_ROWS_PER_STATEMENT,
+            );
+        }
+        if let Some(t) = window.tables.get(table.as_str()) {
+            out.deviation(
+                Measure::TableRows,
+                subject,
+                t.rows,
+                &stats.per_window,
+                FLOOR_TABLE_ROWS,
+            );
+        }
+    }
+    if let Some(distinct) = stmt.distinct_keys {
+        if distinct >= u64::from(cfg.enumeration_min_distinct) {
+            out.deviation(
+                Measure::Enumeration,
+                || Some(format!("{:016x}", stmt.fingerprint)),
+                distinct,
+                exp.distinct_keys,
+                FLOOR_ENUMERATION,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combines_sorts_and_truncates() {
+        let cfg = BaselineConfig::default();
+        let mut c = Collector::new(&cfg);
+        for (i, s) in [3.0, 4.0, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 1e9]
+            .into_iter()
+            .enumerate()
+        {
+            c.fixed(Measure::Rows, || Some(i.to_string()), 0.0, 0.0, 0.0, s);
+        }
+        let a = c.finish(false);
+        assert_eq!(a.evidence.len(), MAX_EVIDENCE);
+        assert_eq!(a.evidence[0].score, 50.0, "each item is capped");
+        assert_eq!(a.evidence[1].score, 4.0);
+        assert_eq!(
+            a.evidence[3].subject.as_deref(),
+            Some("4"),
+            "ties stay in order"
+        );
+        assert_eq!(a.score, 50.0, "the combination is capped");
+
+        let mut c = Collector::new(&cfg);
+        c.fixed(Measure::Rows, || None, 0.0, 0.0, 0.0, 3.0);
+        c.fixed(Measure::Bytes, || None, 0.0, 0.0, 0.0, 4.0);
+        c.fixed(Measure::Statements, || None, 0.0, 0.0, 0.0, 0.99);
+        let a = c.finish(true);
+        assert_eq!((a.score, a.evidence.len(), a.learning), (5.0, 2, true));
+        assert_eq!(Collector::new(&cfg).finish(false).score, 0.0);
+    }
+}
