@@ -113,8 +113,16 @@ fn setup() {
             "grant usage on schema {SCHEMA} to {u}; grant select on all tables in schema {SCHEMA} to {u};\n"
         ));
     }
-    let out = run(psql_direct("postgres", DB).arg("-1").arg("-q").arg("-c").arg(sql));
-    assert!(out.status.success(), "setup: {}", String::from_utf8_lossy(&out.stderr));
+    let out = run(psql_direct("postgres", DB)
+        .arg("-1")
+        .arg("-q")
+        .arg("-c")
+        .arg(sql));
+    assert!(
+        out.status.success(),
+        "setup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn options(dir: &std::path::Path, hook: u16, syslog: u16) -> Options {
@@ -170,10 +178,18 @@ fn behaviour_rules_cut_refuse_quarantine_throttle_and_alert() {
     let (out, _) = psql_as(&d, "dx_beh_cut", &["select * from dxbeh.big", "select 42"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stderr.contains("danxia: result too large (rule cut-big-results)"), "{stderr}");
+    assert!(
+        stderr.contains("danxia: result too large (rule cut-big-results)"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("canceling statement"), "{stderr}");
-    assert!(stdout.trim_end().ends_with("42"), "the session goes on: {stdout}");
-    let ev = d.wait_audit(WAIT, |e| e["rule"] == "cut-big-results" && e["kind"] == "statement");
+    assert!(
+        stdout.trim_end().ends_with("42"),
+        "the session goes on: {stdout}"
+    );
+    let ev = d.wait_audit(WAIT, |e| {
+        e["rule"] == "cut-big-results" && e["kind"] == "statement"
+    });
     let cut = ev
         .iter()
         .find(|e| e["rule"] == "cut-big-results" && e["kind"] == "statement")
@@ -202,7 +218,10 @@ fn behaviour_rules_cut_refuse_quarantine_throttle_and_alert() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stderr.contains("hourly row budget spent (rule window-rows)"), "{stderr}");
+    assert!(
+        stderr.contains("hourly row budget spent (rule window-rows)"),
+        "{stderr}"
+    );
     assert!(stderr.contains("this identity already has"), "{stderr}");
     let rows_shown = stdout.lines().count();
     // psql prints nothing of a result that ends in an error.
@@ -215,7 +234,14 @@ fn behaviour_rules_cut_refuse_quarantine_throttle_and_alert() {
         .filter(|e| e["kind"] == "statement" && e["rule"] == "window-rows")
         .collect();
     assert_eq!(w.len(), 2, "one cut, one refused before running: {w:?}");
-    assert!(w[1]["error"].as_str().unwrap_or("").contains("already has 150 rows of 150"), "{}", w[1]);
+    assert!(
+        w[1]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("already has 150 rows of 150"),
+        "{}",
+        w[1]
+    );
 
     // 3. Quarantine: the honeypot statement is refused, so is everything
     //    after it, until released by the CLI.
@@ -227,12 +253,22 @@ fn behaviour_rules_cut_refuse_quarantine_throttle_and_alert() {
     );
     let (out, _) = psql_as(&d, "dx_beh_q", &["select 7"]);
     let e = String::from_utf8_lossy(&out.stderr);
-    assert!(e.contains("is quarantined") && e.contains("(rule honeypot)"), "{e}");
+    assert!(
+        e.contains("is quarantined") && e.contains("(rule honeypot)"),
+        "{e}"
+    );
     let list = cli(&d, &["quarantine", "list"]);
     let listed = String::from_utf8_lossy(&list.stdout);
-    assert!(listed.contains("dx_beh_q|psql|127.0.0.0/24") && listed.contains("honeypot"), "{listed}");
+    assert!(
+        listed.contains("dx_beh_q|psql|127.0.0.0/24") && listed.contains("honeypot"),
+        "{listed}"
+    );
     let rel = cli(&d, &["quarantine", "release", "dx_beh_q|psql|127.0.0.0/24"]);
-    assert!(rel.status.success(), "{}", String::from_utf8_lossy(&rel.stderr));
+    assert!(
+        rel.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rel.stderr)
+    );
     let (out, _) = psql_as(&d, "dx_beh_q", &["select 7"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "7", "released");
     let q = d.wait_audit(WAIT, |e| e["kind"] == "alert" && e["rule"] == "honeypot");
@@ -244,11 +280,21 @@ fn behaviour_rules_cut_refuse_quarantine_throttle_and_alert() {
     assert_eq!(alert["actions"], serde_json::json!(["quarantine"]));
 
     // 4. Throttle: after reading the slow table, each statement waits.
-    let (_, plain) = psql_as(&d, "dx_beh_t", &["select 1", "select 1", "select 1", "select 1"]);
+    let (_, plain) = psql_as(
+        &d,
+        "dx_beh_t",
+        &["select 1", "select 1", "select 1", "select 1"],
+    );
     let (out, slowed) = psql_as(
         &d,
         "dx_beh_t",
-        &["select * from dxbeh.slow", "select 1", "select 1", "select 1", "select 1"],
+        &[
+            "select * from dxbeh.slow",
+            "select 1",
+            "select 1",
+            "select 1",
+            "select 1",
+        ],
     );
     assert!(out.status.success());
     assert!(
@@ -265,9 +311,14 @@ fn behaviour_rules_cut_refuse_quarantine_throttle_and_alert() {
             .iter()
             .map(|v| v["rule"].as_str().unwrap_or("").to_string())
             .collect();
-        if ["cut-big-results", "window-rows", "honeypot", "slow-down-probers"]
-            .iter()
-            .all(|r| rules.iter().any(|x| x == r))
+        if [
+            "cut-big-results",
+            "window-rows",
+            "honeypot",
+            "slow-down-probers",
+        ]
+        .iter()
+        .all(|r| rules.iter().any(|x| x == r))
         {
             break;
         }
@@ -295,20 +346,31 @@ fn behaviour_rules_cut_refuse_quarantine_throttle_and_alert() {
             syslog.push('\n');
         }
     }
-    assert!(syslog.contains("danxia@32473") && syslog.contains("rule=\"honeypot\""), "{syslog}");
+    assert!(
+        syslog.contains("danxia@32473") && syslog.contains("rule=\"honeypot\""),
+        "{syslog}"
+    );
     assert!(syslog.starts_with('<'), "{syslog}");
 
     // 6. Baselines survive a restart; `baseline show` reads them online
     //    and, with the proxy stopped, from the snapshot.
     let show = cli(&d, &["baseline", "show", "dx_beh_w|psql|127.0.0.0/24"]);
     let text = String::from_utf8_lossy(&show.stdout);
-    assert!(show.status.success(), "{}", String::from_utf8_lossy(&show.stderr));
+    assert!(
+        show.status.success(),
+        "{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
     assert!(text.contains("dx_beh_w|psql|127.0.0.0/24"), "{text}");
     // A second quarantine, kept over the restart.
     let (_, _) = psql_as(&d, "dx_beh_q", &["select * from dxbeh.honey"]);
     d.shutdown();
     let offline = cli(&d, &["baseline", "show", "dx_beh_w"]);
-    assert!(offline.status.success(), "{}", String::from_utf8_lossy(&offline.stderr));
+    assert!(
+        offline.status.success(),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
     assert!(String::from_utf8_lossy(&offline.stdout).contains("dx_beh_w|psql|127.0.0.0/24"));
     let listed = cli(&d, &["quarantine", "list"]);
     assert!(String::from_utf8_lossy(&listed.stdout).contains("dx_beh_q|psql|127.0.0.0/24"));

@@ -175,6 +175,16 @@ impl Profile {
                 t.per_window.update(rows as f64, cfg.global_alpha);
             }
         }
+        // Rows per statement learn from each active window's largest
+        // statement, not from every statement: an identity that runs a
+        // 10-row aggregate ten times and a 2000-row export once a night
+        // has 2000 as a usual statement, which a mean over statements
+        // would never learn.
+        for (table, &rows) in &totals.max_rows_per_statement {
+            if let Some(t) = self.tables.touch(table, cfg.max_tables) {
+                t.per_statement.update(rows as f64, cfg.slot_alpha);
+            }
+        }
         self.active_windows = self.active_windows.saturating_add(1);
         totals
     }
@@ -281,9 +291,8 @@ impl Profile {
 
         self.current = Some(window);
         for table in unique_tables(obs.tables) {
-            if let Some(t) = self.tables.touch(table, cfg.max_tables) {
-                t.per_statement.update(obs.rows as f64, cfg.statement_alpha);
-            }
+            // Keeps the table recent (its stats learn at window close).
+            let _ = self.tables.touch(table, cfg.max_tables);
         }
         self.hours.add(how);
         (assessment, closed)

@@ -454,7 +454,11 @@ impl SessionBehaviour {
             // `quarantine` rule refused it, and quarantines.
             for (rule, f) in &d.follow_ups {
                 if *f == FollowUp::Quarantine
-                    && b.quarantine(&who, rule, format!("rule {rule} matched; statement {}", s.facts.fingerprint))
+                    && b.quarantine(
+                        &who,
+                        rule,
+                        format!("rule {rule} matched; statement {}", s.facts.fingerprint),
+                    )
                 {
                     push_action(ev, "quarantine");
                     push_unique(&mut ev.alerts, rule);
