@@ -217,6 +217,25 @@ pub fn fingerprint(sql: &str, opts: LexOptions) -> (Fingerprint, String) {
     (Fingerprint::of_normalized(&normalized), normalized)
 }
 
+/// [`fingerprint`] and [`literal_digest`] in one lexer pass: the proxy
+/// needs both for every statement when behaviour baselines are on.
+pub fn fingerprint_with_values(sql: &str, opts: LexOptions) -> (Fingerprint, String, Option<u64>) {
+    let mut n = Normalizer::new(sql.len().min(MAX_PREALLOC), Output::Normalized);
+    let mut d = ValueDigest::default();
+    for tok in Lexer::new(sql, opts) {
+        if matches!(tok.kind, TokenKind::Number | TokenKind::String) {
+            d.push(tok.text.as_bytes());
+        }
+        n.push(tok);
+    }
+    let normalized = n.finish();
+    (
+        Fingerprint::of_normalized(&normalized),
+        normalized,
+        d.finish(),
+    )
+}
+
 /// Which literal list a word introduces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ListIntro {
@@ -924,6 +943,10 @@ mod tests {
             literal_digest("select 'ab', 'c'", o),
             literal_digest("select 'a', 'bc'", o)
         );
+        let sql = "select * from t where name = 'x' and id = 7";
+        let (fp, n, v) = fingerprint_with_values(sql, o);
+        assert_eq!((fp, n), fingerprint(sql, o));
+        assert_eq!(v, literal_digest(sql, o));
         let mut d = ValueDigest::default();
         assert_eq!(d.finish(), None);
         d.push(b"1");

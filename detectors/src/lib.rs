@@ -31,7 +31,8 @@ pub use facts::{
     PARSE_STACK_RED_ZONE, PARSE_STACK_SIZE,
 };
 pub use fingerprint::{
-    fingerprint, literal_digest, normalize, Fingerprint, ValueDigest, TRUNCATION_MARKER,
+    fingerprint, fingerprint_with_values, literal_digest, normalize, Fingerprint, ValueDigest,
+    TRUNCATION_MARKER,
 };
 pub use lexer::{Dialect, LexOptions, Lexer, Token, TokenKind};
 pub use pii::{classify_column, default_level, Counts, Kind, Scanner};

@@ -51,11 +51,6 @@ pub fn risk(ev: &AuditEvent) -> Risk {
 /// on), sent to the configured sinks as well.
 pub fn raise(ctx: &ListenerCtx, ident: &SessionIdentity, st: &AuditEvent) -> AuditEvent {
     let mut ev = alert_event(ident, st);
-    ev.identity = st.identity.clone();
-    ev.score = st.score;
-    ev.evidence = st.evidence.clone();
-    ev.learning = st.learning;
-    ev.actions = st.actions.clone();
     let risk = risk(&ev);
     ev.risk = Some(risk.as_str());
     let rule: Arc<str> = ev
@@ -71,7 +66,7 @@ pub fn raise(ctx: &ListenerCtx, ident: &SessionIdentity, st: &AuditEvent) -> Aud
     let behaviour_time = ctx.behaviour.as_ref().map(|b| b.clock.now());
     let reason = if ev.actions.contains(&"quarantine") {
         "quarantine"
-    } else if st.score.is_some_and(|_| !st.evidence.is_empty()) && ctx_rule_is_anomaly(st) {
+    } else if st.score.is_some_and(|s| s >= 1.0) && !st.evidence.is_empty() {
         "anomaly"
     } else if ev.actions.contains(&"cut") {
         "limit"
@@ -168,12 +163,6 @@ pub fn raise(ctx: &ListenerCtx, ident: &SessionIdentity, st: &AuditEvent) -> Aud
     ev
 }
 
-/// Whether the statement's score is what alerted (an `anomaly` rule is
-/// among its alerts).
-fn ctx_rule_is_anomaly(st: &AuditEvent) -> bool {
-    st.score.is_some_and(|s| s >= 1.0)
-}
-
 fn cut_text(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
@@ -199,8 +188,10 @@ mod tests {
         assert_eq!(risk(&ev), Risk::High);
         ev.actions.push("quarantine");
         assert_eq!(risk(&ev), Risk::Critical);
-        let mut ev = AuditEvent::default();
-        ev.level = Some(2);
+        let mut ev = AuditEvent {
+            level: Some(2),
+            ..AuditEvent::default()
+        };
         assert_eq!(risk(&ev), Risk::Medium);
         ev.sensitive = Some([("pii.id_number", 5000u32)].into_iter().collect());
         assert_eq!(risk(&ev), Risk::High);

@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use danxia_detectors::{
-    analyze, fingerprint, split_statements, Dialect, LexOptions, StatementFacts,
+    analyze, fingerprint, fingerprint_with_values, split_statements, Dialect, LexOptions,
+    StatementFacts,
 };
 use metrics::{counter, Counter};
 
@@ -47,6 +48,9 @@ pub struct Statement {
     pub changes_lexing: bool,
     /// The policy's decision, once the session has asked for one.
     pub judgement: Option<Judgement>,
+    /// Digest of its literal values (behaviour baselines count distinct
+    /// ones per shape); `None` when it has none.
+    pub values: Option<u64>,
 }
 
 /// A policy decision about one statement and the policy version that made
@@ -106,12 +110,13 @@ impl Analyzer {
         split_statements(sql, opts)
             .into_iter()
             .map(|text| {
-                let facts = self.facts(text, opts);
+                let (facts, values) = self.facts_and_values(text, opts);
                 Statement {
                     changes_lexing: changes_lexing(&facts),
                     facts,
                     text: Arc::from(text),
                     judgement: None,
+                    values,
                 }
             })
             .collect()
@@ -132,6 +137,7 @@ impl Analyzer {
             )),
             changes_lexing: false,
             judgement: None,
+            values: None,
         }
     }
 
@@ -140,12 +146,22 @@ impl Analyzer {
     /// fingerprint collision is analysed afresh (a miss) and replaces the
     /// entry instead of borrowing another statement's facts.
     pub fn facts(&self, stmt: &str, opts: LexOptions) -> Arc<StatementFacts> {
-        let (fp, normalized) = fingerprint(stmt, opts);
+        self.facts_and_values(stmt, opts).0
+    }
+
+    /// [`Analyzer::facts`] and the digest of the statement's literal
+    /// values, from one lexer pass.
+    pub fn facts_and_values(
+        &self,
+        stmt: &str,
+        opts: LexOptions,
+    ) -> (Arc<StatementFacts>, Option<u64>) {
+        let (fp, normalized, values) = fingerprint_with_values(stmt, opts);
         let shard = &self.shards[(fp.0 as usize) % SHARDS];
         if let Some((dialect, f)) = lock(shard).map.get(&fp.0) {
             if *dialect == opts.dialect && f.normalized == normalized {
                 self.hits.increment(1);
-                return f.clone();
+                return (f.clone(), values);
             }
         }
         self.misses.increment(1);
@@ -164,7 +180,7 @@ impl Analyzer {
         }
         let facts = Arc::new(facts);
         self.store(fp.0, opts.dialect, facts.clone());
-        facts
+        (facts, values)
     }
 
     fn store(&self, fp: u64, dialect: Dialect, facts: Arc<StatementFacts>) {

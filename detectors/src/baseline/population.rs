@@ -54,6 +54,7 @@ impl Population {
             window: &self.global,
             tables: &self.tables,
             distinct_keys: &self.distinct_keys,
+            own_tables: None,
         }
     }
 }

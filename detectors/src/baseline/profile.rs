@@ -101,6 +101,7 @@ impl Profile {
             window,
             tables: &self.tables,
             distinct_keys: &self.distinct_keys,
+            own_tables: None,
         }
     }
 
@@ -115,11 +116,15 @@ impl Profile {
         if !learning {
             return Some(self.expectation(cfg, hour));
         }
-        match prior {
+        let exp = match prior {
             Prior::None => None,
             Prior::Population(p) => Some(p.expectation()),
             Prior::Profile(p) => Some(p.expectation(cfg, hour)),
-        }
+        };
+        exp.map(|e| Expectation {
+            own_tables: Some(&self.tables),
+            ..e
+        })
     }
 
     fn window_secs(cfg: &BaselineConfig) -> u64 {

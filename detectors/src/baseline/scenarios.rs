@@ -868,3 +868,53 @@ fn observe_cost() {
     let per_preview = started.elapsed() / 100_000;
     println!("observe: {per:?} per statement; preview: {per_preview:?} (checksum {total:.1})");
 }
+
+// A nightly job: a few small aggregates and one ~2000-row export on the
+// same table, once a night. It stays learning for days (one or two active
+// windows a night), but its own history of the table soon judges it, not
+// the population's much smaller statements on that table.
+#[test]
+fn nightly_export_is_its_own_usual_while_learning() {
+    let cfg = BaselineConfig {
+        learning_secs: 30 * DAY,
+        ..BaselineConfig::default()
+    };
+    let mut rng = Rng(0x5eed_0010);
+    let pop = population(&cfg, &mut rng);
+    let mut p = Profile::new(MONDAY);
+    let night = |day: u64, rng: &mut Rng| -> Vec<Stmt> {
+        let t = MONDAY + day * DAY + 2 * HOUR + rng.range(0, 600);
+        vec![
+            Stmt::new(t, 0x1000, &["app.table_1"], 12),
+            Stmt::new(t + 60, 0x1001, &["app.table_2"], 5),
+            Stmt::new(t + 120, 0x1002, &["app.table_1"], rng.range(1_900, 2_100)),
+        ]
+    };
+    for day in 0..5 {
+        replay(&mut p, &cfg, &night(day, &mut rng), Prior::Population(&pop));
+    }
+    let sixth = night(5, &mut rng);
+    let judged = replay(&mut p, &cfg, &sixth, Prior::Population(&pop));
+    show("nightly job, sixth night", &judged);
+    assert!(
+        p.is_learning(&cfg, sixth[2].at),
+        "still learning: few active windows"
+    );
+    assert!(
+        !judged
+            .evidence
+            .iter()
+            .any(|e| e.measure == Measure::RowsPerStatement && e.score >= 1.0),
+        "its own export history judges it"
+    );
+    assert!(judged.score < ALERT, "{}", judged.score);
+    // The same export from a brand-new identity is judged on the population.
+    let mut fresh = Profile::new(MONDAY + 5 * DAY);
+    let first = replay(
+        &mut fresh,
+        &cfg,
+        &night(5, &mut rng),
+        Prior::Population(&pop),
+    );
+    assert!(has(&first, Measure::RowsPerStatement), "{first:?}");
+}

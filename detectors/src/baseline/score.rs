@@ -39,6 +39,11 @@ pub(crate) struct Expectation<'a> {
     pub tables: &'a Tables,
     /// Max distinct keys of one fingerprint per active window.
     pub distinct_keys: &'a Ewma,
+    /// A learning identity's own table statistics: a table it has enough
+    /// history for is judged on that rather than on the prior (a nightly
+    /// job's export is its own usual long before the identity has enough
+    /// active windows to be established).
+    pub own_tables: Option<&'a Tables>,
 }
 
 /// What is known of the statement beyond its window's totals.
@@ -178,7 +183,11 @@ pub(crate) fn score_window(
         FLOOR_NEW_FINGERPRINTS,
     );
     for table in unique_tables(stmt.tables) {
-        let Some(stats) = exp.tables.get(table) else {
+        let own = exp
+            .own_tables
+            .and_then(|t| t.get(table))
+            .filter(|t| t.per_statement.n >= cfg.min_samples);
+        let Some(stats) = own.or_else(|| exp.tables.get(table)) else {
             continue;
         };
         let subject = || Some(table.clone());

@@ -145,6 +145,11 @@ pub fn alert_event(ident: &SessionIdentity, st: &AuditEvent) -> AuditEvent {
     ev.scanned_rows = st.scanned_rows;
     ev.masked = st.masked;
     ev.mask_rules = st.mask_rules.clone();
+    ev.identity = st.identity.clone();
+    ev.score = st.score;
+    ev.evidence = st.evidence.clone();
+    ev.learning = st.learning;
+    ev.actions = st.actions.clone();
     ev
 }
 

@@ -480,9 +480,8 @@ impl SessionBehaviour {
                 }
             }
         }
-        let key_digest = values.or_else(|| {
-            danxia_detectors::literal_digest(&s.text, danxia_detectors::LexOptions::default())
-        });
+        // Bound values when it had them, else its literals.
+        let key_digest = values.or(s.values);
         let obs = Observation {
             at: now,
             utc_offset: b.clock.offset(now),
@@ -522,18 +521,20 @@ impl SessionBehaviour {
             }
         }
         // Window rules: add this statement once per rule, then compare.
-        let mut seen: Vec<&Arc<str>> = Vec::new();
+        let mut totals: Vec<(&Arc<str>, windows::Count)> = Vec::new();
         for l in d.limits.iter().filter(|l| l.window.is_some()) {
             let w = l.window.unwrap_or(1);
-            if !seen.contains(&&l.rule_id) {
-                seen.push(&l.rule_id);
-                b.windows
-                    .add(&l.rule_id, &who.key, w, now, rows, 1, &sensitive);
-            }
-            let total = b
-                .windows
-                .current(&l.rule_id, &who.key, w, now)
-                .get(l.counted);
+            let total = match totals.iter().find(|(r, _)| *r == &l.rule_id) {
+                Some((_, c)) => c.get(l.counted),
+                None => {
+                    let c = b
+                        .windows
+                        .add(&l.rule_id, &who.key, w, now, rows, 1, &sensitive);
+                    let t = c.get(l.counted);
+                    totals.push((&l.rule_id, c));
+                    t
+                }
+            };
             if total >= l.threshold
                 && b.windows
                     .report_once(&l.rule_id, &who.key, w, now, l.counted)

@@ -92,6 +92,10 @@ impl Registry {
         self.count.load(Ordering::Relaxed)
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn population_prior(&self) -> Arc<Population> {
         let mut s = lock(&self.population_snap);
         if s.0.elapsed() >= POPULATION_REFRESH {

@@ -66,7 +66,7 @@ pub enum Store {
     Redis {
         url: String,
         prefix: String,
-        client: redis::Client,
+        client: Box<redis::Client>,
         conn: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
     },
 }
@@ -86,7 +86,7 @@ impl Store {
         Ok(Store::Redis {
             url: url.into(),
             prefix: prefix.into(),
-            client,
+            client: Box::new(client),
             conn: tokio::sync::Mutex::new(None),
         })
     }

@@ -33,9 +33,12 @@ impl Count {
     }
 }
 
+/// (rule id, identity key).
+type Key = (Arc<str>, Arc<str>);
+
 #[derive(Default)]
 pub struct Windows {
-    map: Mutex<HashMap<(Arc<str>, Arc<str>), Count>>,
+    map: Mutex<HashMap<Key, Count>>,
 }
 
 impl Windows {
@@ -46,10 +49,9 @@ impl Windows {
         window: u64,
         now: u64,
         f: impl FnOnce(&mut Count) -> T,
-    ) -> (T, bool) {
+    ) -> T {
         let index = now / window.max(1);
         let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let mut reset = false;
         let key = (rule.clone(), who.clone());
         if !m.contains_key(&key) && m.len() >= MAX_WINDOW_COUNTERS {
             // Drop counters whose window is over (the window length is
@@ -58,7 +60,7 @@ impl Windows {
             m.retain(|_, c| c.index + 1 >= index);
             if m.len() >= MAX_WINDOW_COUNTERS {
                 m.clear();
-                reset = true;
+                metrics::counter!("danxia_behaviour_window_counters_reset_total").increment(1);
             }
         }
         let c = m.entry(key).or_default();
@@ -68,12 +70,12 @@ impl Windows {
                 ..Count::default()
             };
         }
-        (f(c), reset)
+        f(c)
     }
 
     /// What the identity has returned so far in the rule's window.
     pub fn current(&self, rule: &Arc<str>, who: &Arc<str>, window: u64, now: u64) -> Count {
-        self.with(rule, who, window, now, |c| c.clone()).0
+        self.with(rule, who, window, now, |c| c.clone())
     }
 
     /// Adds one statement's counts; returns the totals after.
@@ -87,7 +89,7 @@ impl Windows {
         rows: u64,
         statements: u64,
         values: &[(&'static str, u64)],
-    ) -> (Count, bool) {
+    ) -> Count {
         self.with(rule, who, window, now, |c| {
             c.rows += rows;
             c.statements += statements;
@@ -115,7 +117,6 @@ impl Windows {
                 true
             }
         })
-        .0
     }
 }
 
@@ -128,9 +129,9 @@ mod tests {
         let w = Windows::default();
         let r: Arc<str> = Arc::from("r");
         let k: Arc<str> = Arc::from("k");
-        let (c, _) = w.add(&r, &k, 3600, 7200, 10, 1, &[("pii.phone", 3)]);
+        let c = w.add(&r, &k, 3600, 7200, 10, 1, &[("pii.phone", 3)]);
         assert_eq!(c.get(Counted::Rows), 10);
-        let (c, _) = w.add(&r, &k, 3600, 7300, 5, 1, &[("pii.phone", 3)]);
+        let c = w.add(&r, &k, 3600, 7300, 5, 1, &[("pii.phone", 3)]);
         assert_eq!(c.get(Counted::Rows), 15);
         assert_eq!(c.get(Counted::Statements), 2);
         assert!(w.report_once(&r, &k, 3600, 7300, Counted::Rows));

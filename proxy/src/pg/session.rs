@@ -855,7 +855,7 @@ impl Upstream<'_> {
                             } = fe::decode_bind_results(body)?;
                             // Behaviour baselines count distinct bound
                             // values per statement shape (enumeration).
-                            let values = (param_count > 0 && up_has_behaviour(&self.enforcer))
+                            let values = (param_count > 0 && self.enforcer.has_behaviour())
                                 .then(|| {
                                     let mut d = danxia_detectors::ValueDigest::default();
                                     d.push(raw_params);
@@ -1752,11 +1752,6 @@ pub async fn send_cancel(target: &CancelTarget, timeout: Duration) {
         Ok(Err(e)) => warn!(error = %e, "could not forward cancel request"),
         Err(_) => warn!("cancel request to backend timed out"),
     }
-}
-
-/// Whether the session keeps behaviour baselines (worth digesting values).
-fn up_has_behaviour(e: &Enforcer) -> bool {
-    e.has_behaviour()
 }
 
 /// Whether an ErrorResponse body is SQLSTATE 57014 (query_canceled).
