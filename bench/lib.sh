@@ -216,3 +216,49 @@ stop_pid() {
 tail_log() {
     [[ -f $1 ]] && tail -n 20 "$1" | sed 's/^/    | /' >&2 || true
 }
+
+# ---------------------------------------------------------------- HTTP (bench/http.sh)
+
+# nginx_bin — the nginx executable (PATH, else /usr/sbin/nginx, which a
+# non-root PATH may lack). Prints nothing when there is none.
+nginx_bin() {
+    if command -v nginx >/dev/null 2>&1; then
+        command -v nginx
+    elif [[ -x /usr/sbin/nginx ]]; then
+        echo /usr/sbin/nginx
+    fi
+}
+
+# wait_http_status URL STATUS SECONDS PID [CURL_ARGS...] — waits until
+# `curl CURL_ARGS URL` answers with HTTP status STATUS while PID lives (extra
+# arguments carry headers, e.g. -H "x-api-key: ..."). Returns 1 on timeout or
+# when PID died.
+wait_http_status() {
+    local url=$1 want=$2 secs=$3 pid=$4 i got
+    shift 4
+    for ((i = 0; i < secs * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$@" "$url" 2>/dev/null || true)
+        [[ $got == "$want" ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# write_wrk_report_lua FILE — a wrk script whose done() prints one line
+# `WRK_JSON {...}` with the exact totals (requests, bytes, duration in us,
+# latency p50/p90/p99/max in us, socket and status errors), so callers parse
+# numbers instead of wrk's rounded, unit-suffixed text.
+write_wrk_report_lua() {
+    cat >"$1" <<'EOF_LUA'
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests":%d,"bytes":%d,"duration_us":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,' ..
+    '"max_us":%d,"mean_us":%.1f,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}\n',
+    summary.requests, summary.bytes, summary.duration,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+EOF_LUA
+}

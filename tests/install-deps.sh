@@ -12,6 +12,15 @@
 #   - javac                           (Debian: default-jdk-headless, only when
 #                                      no javac is on PATH)
 #   - cargo-nextest                   (crates.io; the test runner)
+#   - curl                            (Debian: curl; HTTP tests)
+#   - nginx                           (Debian: nginx-light, else nginx; the
+#                                      HTTP benchmark's upstream and reference
+#                                      proxy. Tests and bench/http.sh start
+#                                      their own non-daemon nginx with a temp
+#                                      prefix; the package's own service is
+#                                      kept from starting, or stopped)
+#   - wrk                             (Debian: wrk; HTTP load generator)
+#   - requests for the tests' python3 (PyPI: requests; HTTP client tests)
 # apt-get update runs only when a Debian package has to be installed.
 set -euo pipefail
 
@@ -46,6 +55,24 @@ fi
 if ! command -v javac >/dev/null 2>&1; then
     need_apt+=(default-jdk-headless)
 fi
+if ! command -v curl >/dev/null 2>&1; then
+    need_apt+=(curl)
+fi
+# nginx lives in /usr/sbin, which a non-root PATH may lack.
+NGINX_MISSING=0
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    NGINX_MISSING=1
+    # nginx-light (Debian 12) is the smallest build with proxy and gzip;
+    # later Debian releases only have nginx.
+    if apt-cache show nginx-light >/dev/null 2>&1; then
+        need_apt+=(nginx-light)
+    else
+        need_apt+=(nginx)
+    fi
+fi
+if ! command -v wrk >/dev/null 2>&1; then
+    need_apt+=(wrk)
+fi
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
@@ -56,9 +83,43 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     log "installing Debian packages: ${need_apt[*]}"
     $SUDO apt-get update -qq
-    # pgbouncer's package would start its own service on 6432; the tests never
-    # rely on it, and policy-rc.d is left as the machine has it.
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+    # nginx's package would start a system nginx on port 80: the tests and
+    # benchmarks never use it, and it must not hold port 80 on a shared
+    # machine. When the machine has no policy-rc.d, a temporary one that
+    # denies every service start (exit 101) covers this install only.
+    # (pgbouncer's service on 6432 is kept from starting by the same file.)
+    TEMP_POLICY_RC=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\n# written by danxia tests/install-deps.sh for one apt-get run\nexit 101\n' |
+            $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod 755 /usr/sbin/policy-rc.d
+        TEMP_POLICY_RC=1
+    fi
+    status=0
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null || status=$?
+    if [ "$TEMP_POLICY_RC" -eq 1 ]; then
+        $SUDO rm -f /usr/sbin/policy-rc.d
+    fi
+    [ "$status" -eq 0 ] || { log "apt-get install ${need_apt[*]} failed"; exit "$status"; }
+    if [ "$NGINX_MISSING" -eq 1 ]; then
+        # Belt and braces: a system nginx the postinst started anyway (a
+        # policy-rc.d that allows starts) is stopped and disabled. Only the
+        # service this install created is touched.
+        if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+            $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
+        elif [ -s /run/nginx.pid ]; then
+            $SUDO /usr/sbin/nginx -s quit >/dev/null 2>&1 || true
+        fi
+    fi
+fi
+
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    log "nginx is still missing after installing it"
+    exit 1
+fi
+if ! command -v wrk >/dev/null 2>&1; then
+    log "wrk is still missing after installing it"
+    exit 1
 fi
 
 # pgbench must be reachable one way or the other now.
@@ -95,6 +156,7 @@ pip_install() {
 }
 pip_install pymysql PyMySQL
 pip_install mysql.connector mysql-connector-python
+pip_install requests requests
 
 if [ ! -f "$MARIADB_JAR" ]; then
     log "$MARIADB_JAR is still missing after installing libmariadb-java"
