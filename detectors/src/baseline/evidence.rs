@@ -65,6 +65,10 @@ pub enum Measure {
     /// Distinct key values of one fingerprint in the window; subject: the
     /// fingerprint.
     Enumeration,
+    /// Statements (or API requests) in the window that failed because of
+    /// the caller — refused, not found, not allowed — weighted by their
+    /// share of the window (probing).
+    Errors,
     /// Rarity of activity at this hour of the week.
     HourOfWeek,
     /// A table this identity never touched before; subject: the table.
@@ -88,6 +92,7 @@ impl Measure {
             Measure::NewFingerprints => "new_fingerprints",
             Measure::TableRows => "table_rows",
             Measure::Enumeration => "enumeration",
+            Measure::Errors => "errors",
             Measure::HourOfWeek => "hour_of_week",
             Measure::NewTable => "new_table",
             Measure::NewNetwork => "new_network",
@@ -153,6 +158,7 @@ impl fmt::Display for Evidence {
             Measure::Enumeration => {
                 write!(f, "distinct key values of fingerprint {s} in this window")?
             }
+            Measure::Errors => f.write_str("failed statements in this window")?,
         }
         write!(
             f,
@@ -169,7 +175,7 @@ impl fmt::Display for Evidence {
 mod tests {
     use super::*;
 
-    const ALL: [Measure; 13] = [
+    const ALL: [Measure; 14] = [
         Measure::RowsPerStatement,
         Measure::Statements,
         Measure::Rows,
@@ -179,6 +185,7 @@ mod tests {
         Measure::NewFingerprints,
         Measure::TableRows,
         Measure::Enumeration,
+        Measure::Errors,
         Measure::HourOfWeek,
         Measure::NewTable,
         Measure::NewNetwork,
@@ -254,6 +261,10 @@ mod tests {
             (
                 ev(Measure::Statements, None, 45.0, 0.5, 20.0, 2.2),
                 "statements in this window: 45 (usual 0.50, scale 20) → 2.2",
+            ),
+            (
+                ev(Measure::Errors, None, 23.0, 0.4, 3.0, 7.5),
+                "failed statements in this window: 23 (usual 0.40, scale 3) → 7.5",
             ),
         ];
         for (e, want) in cases {

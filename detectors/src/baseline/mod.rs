@@ -30,6 +30,10 @@
 //!   hour of the week, smoothed over neighbouring hours and same-kind days.
 //! * **Enumeration** (`enumeration.rs`): per statement shape, distinct key
 //!   values (the caller's digests of its literals) in the window.
+//! * **Errors** (`score.rs`): statements that failed because of the caller,
+//!   per window, scored like the other counts but weighted by their share
+//!   of the window — 30 errors among 30 statements is probing, 30 among
+//!   10 000 is not.
 //! * **Learning.** A new identity first learns for `learning_secs` and
 //!   `min_active_windows` windows; meanwhile it is scored against a
 //!   [`Prior`] — the [`Population`] of all identities, or another profile —
@@ -67,9 +71,9 @@ pub use hours::{
 pub use population::Population;
 pub use profile::Profile;
 pub use score::{
-    EVIDENCE_MIN_SCORE, FLOOR_BYTES, FLOOR_DISTINCT_TABLES, FLOOR_ENUMERATION,
-    FLOOR_NEW_FINGERPRINTS, FLOOR_ROWS, FLOOR_ROWS_PER_STATEMENT, FLOOR_SENSITIVE,
-    FLOOR_STATEMENTS, FLOOR_TABLE_ROWS, MAX_EVIDENCE,
+    ERROR_SHARE, EVIDENCE_MIN_SCORE, FLOOR_BYTES, FLOOR_DISTINCT_TABLES, FLOOR_ENUMERATION,
+    FLOOR_ERRORS, FLOOR_NEW_FINGERPRINTS, FLOOR_ROWS, FLOOR_ROWS_PER_STATEMENT, FLOOR_SENSITIVE,
+    FLOOR_STATEMENTS, FLOOR_TABLE_ROWS, MAX_EVIDENCE, MIN_ERRORS,
 };
 pub use stats::{DEV_WEIGHT, MEAN_WEIGHT};
 pub use summary::{HourSummary, ProfileSummary, TableSummary, TagSummary, SUMMARY_TOP_TABLES};
@@ -99,6 +103,12 @@ pub struct Observation<'a> {
     /// A digest of the statement's literal / parameter values, for
     /// enumeration; `None` when it has none.
     pub key_digest: Option<u64>,
+    /// It failed because of the caller: refused, an HTTP 4xx (401, 403,
+    /// 404, …), an SQL error of class 42 (syntax error, insufficient
+    /// privilege, undefined table). A burst of them is probing for what
+    /// exists or is allowed. Server-side failures are not the caller's
+    /// and are `false`.
+    pub error: bool,
 }
 
 /// What a learning identity is compared with instead of its own history.

@@ -3,6 +3,7 @@
 //! and survive a JSON round trip. Deterministic: a seeded xorshift and
 //! injected time. Run with `--nocapture` to see the measured scores.
 
+use super::stats::Ewma;
 use super::*;
 
 /// Local offset of the simulated deployment (UTC+8).
@@ -14,6 +15,8 @@ const HOUR: u64 = 3_600;
 const WINDOW: u64 = 600;
 /// The alert threshold the scenarios are judged by.
 const ALERT: f64 = 6.0;
+/// The threshold of the shipped `alert-behaviour-anomaly` rule.
+const DEFAULT_ALERT: f64 = 8.0;
 
 const CITIZENS: &str = "public.citizens";
 const ORDERS: &str = "public.orders";
@@ -53,6 +56,7 @@ struct Stmt {
     bytes: u64,
     sensitive: Vec<(&'static str, u64)>,
     key: Option<u64>,
+    error: bool,
 }
 
 impl Stmt {
@@ -65,7 +69,17 @@ impl Stmt {
             bytes: rows * 150,
             sensitive: Vec::new(),
             key: None,
+            error: false,
         }
+    }
+
+    /// The same statement failing because of the caller: nothing returned.
+    fn failed(mut self) -> Stmt {
+        self.rows = 0;
+        self.bytes = 120;
+        self.sensitive.clear();
+        self.error = true;
+        self
     }
 
     fn observation(&self) -> Observation<'_> {
@@ -78,6 +92,7 @@ impl Stmt {
             bytes: self.bytes,
             sensitive: &self.sensitive,
             key_digest: self.key,
+            error: self.error,
         }
     }
 
@@ -152,11 +167,16 @@ fn analyst_query(rng: &mut Rng, at: u64) -> Stmt {
         s.sensitive = vec![("pii.phone", rows / 2)];
     }
     s.key = Some(rng.below(40));
+    // About one in 36 fails (a typo, a table it may not read): from the
+    // draws above, so the other scenarios' sequences are unchanged.
+    if rows.is_multiple_of(40) {
+        s = s.failed();
+    }
     s
 }
 
 /// The analyst: weekdays 09:00–18:00, 20–40 report queries per window of
-/// 20–200 rows each.
+/// 20–200 rows each, about one failing per window.
 fn analyst_day(rng: &mut Rng, day: u64) -> Vec<Stmt> {
     if !is_weekday(day) {
         return Vec::new();
@@ -400,6 +420,9 @@ fn population(cfg: &BaselineConfig, rng: &mut Rng) -> Population {
             ..WindowTotals::default()
         };
         w.bytes = w.rows * 200;
+        // 0–2 failed statements (from the draws above: the population's
+        // other measures are what they were before errors were counted).
+        w.errors = w.statements % 3;
         let tables = rng.range(2, 4);
         for _ in 0..tables {
             let t = &pool[rng.below(pool.len() as u64) as usize];
@@ -572,6 +595,7 @@ fn state_stays_bounded() {
             bytes: u64::MAX / 2,
             sensitive: vec![(tag, u64::MAX / 3)],
             key: Some(i),
+            error: i.is_multiple_of(2),
         };
         s.observe(&mut p, &cfg, Prior::None);
     }
@@ -647,6 +671,12 @@ fn summary_text() {
         "  first seen       2024-01-01 00:00 UTC+08:00"
     );
     assert!(line("  learning").contains("no: established"));
+    // The portal never fails.
+    assert_eq!(
+        line("  errors"),
+        "  errors           usually 0 failed statements per window"
+    );
+    assert_eq!(s.usual_errors, 0.0);
     // Heat map: busy office hours on weekdays, blank nights and weekends.
     let tue = line("  Tue  |");
     assert_eq!(tue.chars().count(), "  Tue  |".len() + 24 + 1);
@@ -660,6 +690,11 @@ fn summary_text() {
     // Hour-of-day table: idle at 03:00, ~200 statements per window at 10:00
     // (the slot mixes weekdays and weekends, so it reads lower).
     assert_eq!(line("  03:00").split_whitespace().nth(1), Some("0"));
+    assert_eq!(
+        line("  10:00").split_whitespace().nth(3),
+        Some("0"),
+        "errors"
+    );
     let ten: f64 = line("  10:00")
         .split_whitespace()
         .nth(1)
@@ -917,4 +952,232 @@ fn nightly_export_is_its_own_usual_while_learning() {
         Prior::Population(&pop),
     );
     assert!(has(&first, Measure::RowsPerStatement), "{first:?}");
+}
+
+/// `n` analyst queries over the window from `start`, `failed` of them (every
+/// one but each `n / (n − failed)`-th, spread through the window) failing.
+fn analyst_window_with_errors(rng: &mut Rng, start: u64, n: u64, failed: u64) -> Vec<Stmt> {
+    (0..n)
+        .map(|i| {
+            let s = analyst_query(rng, start + i * WINDOW / n);
+            // Exactly `failed` of them: the i-th fails when the running
+            // count of failures falls behind its share.
+            let fail = (i + 1) * failed / n > i * failed / n;
+            if fail {
+                s.failed()
+            } else {
+                Stmt { error: false, ..s }
+            }
+        })
+        .collect()
+}
+
+fn errors_evidence(a: &Assessment) -> Option<&Evidence> {
+    a.evidence.iter().find(|e| e.measure == Measure::Errors)
+}
+
+// 10. Probing: a burst of failed statements (401/403/404, permission denied,
+// undefined table) from an identity that rarely fails.
+#[test]
+fn error_burst_is_probing() {
+    let cfg = BaselineConfig::default();
+    let mut rng = Rng(0x5eed_0011);
+    let p = learned(&cfg, &mut rng, 15, analyst_day);
+    let usual = p.summary(&cfg, MONDAY + 15 * DAY, OFFSET).usual_errors;
+    println!("analyst: usually {usual:.2} failed statements per window");
+    assert!(usual > 0.0 && usual < 3.0, "{usual}");
+    let start = MONDAY + 15 * DAY + 10 * HOUR;
+
+    // 40 of 50 statements in one window fail.
+    let mut probe = p.clone();
+    let stmts = analyst_window_with_errors(&mut rng, start, 50, 40);
+    assert_eq!(stmts.iter().filter(|s| s.error).count(), 40);
+    let mut last = Assessment::default();
+    for s in &stmts {
+        last = s.observe(&mut probe, &cfg, Prior::None).0;
+    }
+    show("analyst: 40 of 50 statements fail in one window", &last);
+    let e = errors_evidence(&last).expect("errors evidence");
+    assert_eq!(e.observed, 40.0);
+    assert!(e.score >= DEFAULT_ALERT, "{e}");
+    assert!(last.score >= DEFAULT_ALERT, "{}", last.score);
+    assert!(e
+        .to_string()
+        .starts_with("failed statements in this window: 40 (usual "));
+    // The next statement is refused before it runs by an `anomaly` deny
+    // rule: the window's failures so far are in the preview.
+    let next = analyst_query(&mut rng, start + 590);
+    let pre = probe.preview(
+        &cfg,
+        next.at,
+        OFFSET,
+        next.fingerprint,
+        &next.tables,
+        next.key,
+        Prior::None,
+    );
+    let e = errors_evidence(&pre).expect("errors evidence before it runs");
+    assert!(e.score >= DEFAULT_ALERT, "{e}");
+
+    // 3 failures in an ordinary window are a typo or two: no evidence.
+    let mut typo = p.clone();
+    let stmts = analyst_window_with_errors(&mut rng, start, 30, 3);
+    assert_eq!(stmts.iter().filter(|s| s.error).count(), 3);
+    for s in &stmts {
+        let (a, _) = s.observe(&mut typo, &cfg, Prior::None);
+        assert!(errors_evidence(&a).is_none(), "{a:#?}");
+    }
+}
+
+/// Route fingerprints of the busy API (hash of method + route template).
+const API_ROUTES: [(u64, &str); 4] = [
+    (0xa910_0000_0000_0001, "/persons/{id}"),
+    (0xa910_0000_0000_0002, "/persons/{id}/addresses"),
+    (0xa910_0000_0000_0003, "/permits/{id}"),
+    (0xa910_0000_0000_0004, "/permits"),
+];
+
+/// One window of the busy API client: `n` requests, `failed` of them 4xx.
+fn api_window(rng: &mut Rng, start: u64, n: u64, failed: u64) -> Vec<Stmt> {
+    (0..n)
+        .map(|i| {
+            let (fp, route) = API_ROUTES[rng.below(4) as usize];
+            let mut s = Stmt::new(start + i * WINDOW / n, fp, &[route], rng.range(1, 3));
+            s.key = Some(rng.below(1_000_000));
+            if (i + 1) * failed / n > i * failed / n {
+                s = s.failed();
+            }
+            s
+        })
+        .collect()
+}
+
+/// A busy API client: every day 10:00–12:00, ~5 000 requests per window of
+/// which 10–20 are answered 404 (stale ids: its usual).
+fn api_day(rng: &mut Rng, day: u64) -> Vec<Stmt> {
+    let open = MONDAY + day * DAY + 10 * HOUR;
+    (0..12)
+        .flat_map(|w| {
+            let n = rng.range(4_800, 5_200);
+            let failed = rng.range(10, 20);
+            api_window(rng, open + w * WINDOW, n, failed)
+        })
+        .collect()
+}
+
+// 11. The share matters: 20 failures among 5 000 requests are a busy client's
+// usual 404s; 25 making up most of a window are not.
+#[test]
+fn busy_identity_errors_are_usual() {
+    let cfg = BaselineConfig {
+        learning_secs: 2 * DAY,
+        ..BaselineConfig::default()
+    };
+    let mut rng = Rng(0x5eed_0012);
+    let p = learned(&cfg, &mut rng, 3, api_day);
+    let start = MONDAY + 3 * DAY + 10 * HOUR;
+    assert!(!p.is_learning(&cfg, start));
+    let usual = p.summary(&cfg, start, OFFSET).hours[10].errors;
+    println!("api client: usually {usual:.1} failed requests per window at 10:00");
+    assert!((12.0..=18.0).contains(&usual), "{usual}");
+
+    let mut busy = p.clone();
+    for s in api_window(&mut rng, start, 5_000, 20) {
+        let (a, _) = s.observe(&mut busy, &cfg, Prior::None);
+        assert!(errors_evidence(&a).is_none(), "{a:#?}");
+    }
+
+    // A few more failures, but making up most of a small window: it
+    // stands out (mildly: the client is used to failures).
+    let mut sparse = p.clone();
+    let worst = replay(
+        &mut sparse,
+        &cfg,
+        &api_window(&mut rng, start, 40, 25),
+        Prior::None,
+    );
+    show("api client: 25 of 40 requests fail", &worst);
+    let e = errors_evidence(&worst).expect("errors evidence");
+    assert!(e.score >= 1.0 && e.score < ALERT, "{e}");
+}
+
+// 12. A learning identity is compared with the population on errors too.
+#[test]
+fn new_identity_probing_against_population() {
+    let cfg = BaselineConfig::default();
+    let mut rng = Rng(0x5eed_0013);
+    let pop = population(&cfg, &mut rng);
+    let start = MONDAY + 20 * DAY + 10 * HOUR;
+    let mut p = Profile::new(start);
+    let stmts = api_window(&mut rng, start, 50, 40);
+    let worst = replay(&mut p, &cfg, &stmts, Prior::Population(&pop));
+    show(
+        "new identity: 40 of 50 requests refused, population prior",
+        &worst,
+    );
+    assert!(worst.learning);
+    let e = errors_evidence(&worst).expect("errors evidence");
+    assert!(e.score >= DEFAULT_ALERT, "{e}");
+    assert!(e.expected > 0.5 && e.expected < 1.5, "population usual {e}");
+}
+
+/// Removes every `errors` field, as saved before errors were counted.
+fn strip_errors(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.remove("errors");
+            m.values_mut().for_each(strip_errors);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(strip_errors),
+        _ => {}
+    }
+}
+
+// 13. Profiles and the population saved before errors were counted still
+// load; errors are then learned from scratch, not assumed to have been 0.
+#[test]
+fn state_saved_before_errors_loads() {
+    let cfg = BaselineConfig::default();
+    let mut rng = Rng(0x5eed_0014);
+    let p = learned(&cfg, &mut rng, 15, analyst_day);
+    let mut json = serde_json::to_value(&p).unwrap();
+    strip_errors(&mut json);
+    assert!(!json.to_string().contains("\"errors\""));
+    let mut old: Profile = serde_json::from_value(json).unwrap();
+    assert_eq!(old.global.errors, Ewma::default());
+    assert_eq!(old.global.samples(), p.global.samples());
+
+    let mut pop = serde_json::to_value(population(&cfg, &mut rng)).unwrap();
+    strip_errors(&mut pop);
+    let pop: Population = serde_json::from_value(pop).unwrap();
+    assert_eq!(pop.samples(), 3_000);
+    let mut w = serde_json::to_value(WindowTotals::default()).unwrap();
+    strip_errors(&mut w);
+    assert_eq!(
+        serde_json::from_value::<WindowTotals>(w).unwrap(),
+        WindowTotals::default()
+    );
+
+    // Nothing learned yet: a burst right after the upgrade is not scored.
+    let start = MONDAY + 15 * DAY + 10 * HOUR;
+    let mut now = old.clone();
+    let worst = replay(
+        &mut now,
+        &cfg,
+        &analyst_window_with_errors(&mut rng, start, 50, 40),
+        Prior::None,
+    );
+    assert!(errors_evidence(&worst).is_none(), "{worst:#?}");
+    // A day of ordinary traffic later it is.
+    replay(&mut old, &cfg, &analyst_day(&mut rng, 15), Prior::None);
+    let next = MONDAY + 16 * DAY + 10 * HOUR;
+    let worst = replay(
+        &mut old,
+        &cfg,
+        &analyst_window_with_errors(&mut rng, next, 50, 40),
+        Prior::None,
+    );
+    show("analyst after the upgrade and a day: 40 of 50 fail", &worst);
+    let e = errors_evidence(&worst).expect("errors evidence");
+    assert!(e.score >= DEFAULT_ALERT, "{e}");
 }

@@ -25,6 +25,21 @@ pub const FLOOR_NEW_FINGERPRINTS: f64 = 3.0;
 pub const FLOOR_TABLE_ROWS: f64 = 500.0;
 pub const FLOOR_ENUMERATION: f64 = 50.0;
 pub const FLOOR_ROWS_PER_STATEMENT: f64 = 200.0;
+/// Failed statements: 3 more errors than usual is one unit, so for an
+/// identity that usually has none, 25 failures that make up the window score
+/// 8 (the default alert) on their own.
+pub const FLOOR_ERRORS: f64 = 3.0;
+
+/// Fewer failed statements than this in a window never score: a mistyped
+/// statement or two, a retried 404, is not probing.
+pub const MIN_ERRORS: u64 = 5;
+/// Share of the window's statements at which failures count in full. Below
+/// it the errors score is scaled down in proportion (by `share /
+/// ERROR_SHARE`): 30 failures among 30 statements is probing, 30 among
+/// 10 000 is a busy service's usual noise. Proportional rather than a cut
+/// at the share, so padding probes with successful requests only dilutes
+/// the score (and shows in the statement count) instead of hiding it.
+pub const ERROR_SHARE: f64 = 1.0 / 3.0;
 
 /// Evidence scoring below this is not reported and does not count.
 pub const EVIDENCE_MIN_SCORE: f64 = 1.0;
@@ -182,6 +197,7 @@ pub(crate) fn score_window(
         &ws.new_fingerprints,
         FLOOR_NEW_FINGERPRINTS,
     );
+    score_errors(window.errors, statements, &ws.errors, out);
     for table in unique_tables(stmt.tables) {
         let own = exp
             .own_tables
@@ -223,6 +239,40 @@ pub(crate) fn score_window(
     }
 }
 
+/// Failed statements in the window: the count against the usual, like the
+/// other counts, weighted by their share of the window's statements:
+///
+/// ```text
+/// weight = min(1, (errors / statements) / ERROR_SHARE)
+/// score  = weight · (errors − usual) / max(1.5·dev, 0.25·usual, FLOOR_ERRORS)
+/// ```
+///
+/// and nothing below [`MIN_ERRORS`]. The evidence's scale is the deviation
+/// unit divided by the weight, so `score = (observed − expected) / scale`
+/// holds for it as for every count.
+fn score_errors(errors: u64, statements: u64, stat: &Ewma, out: &mut Collector<'_>) {
+    if errors < MIN_ERRORS {
+        return;
+    }
+    let cfg = out.cfg;
+    // Uncapped here: the weight applies first, `fixed` caps.
+    let Some(d) = stat.score(errors as f64, FLOOR_ERRORS, cfg.min_samples, f64::INFINITY) else {
+        return;
+    };
+    // A window counts every statement it counts an error for; the max only
+    // guards totals built elsewhere.
+    let share = errors as f64 / statements.max(errors) as f64;
+    let weight = (share / ERROR_SHARE).min(1.0);
+    out.fixed(
+        Measure::Errors,
+        || None,
+        errors as f64,
+        d.expected,
+        d.scale / weight,
+        d.score * weight,
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +305,53 @@ mod tests {
         let a = c.finish(true);
         assert_eq!((a.score, a.evidence.len(), a.learning), (5.0, 2, true));
         assert_eq!(Collector::new(&cfg).finish(false).score, 0.0);
+    }
+
+    #[test]
+    fn errors_table() {
+        let cfg = BaselineConfig::default();
+        let quiet = Ewma {
+            mean: 0.4,
+            dev: 0.6,
+            n: 50,
+        };
+        let busy = Ewma {
+            mean: 15.0,
+            dev: 4.0,
+            n: 50,
+        };
+        // (errors, statements, usual, expected score: None = no evidence)
+        let cases: &[(u64, u64, Ewma, Option<f64>)] = &[
+            (4, 4, quiet, None),                       // below MIN_ERRORS
+            (5, 5, quiet, Some(4.6 / 3.0)),            // all failed: full weight
+            (40, 50, quiet, Some(39.6 / 3.0)),         // probing
+            (30, 90, quiet, Some(29.6 / 3.0)),         // exactly a third
+            (30, 180, quiet, Some(29.6 / 3.0 / 2.0)),  // a sixth: half
+            (30, 10_000, quiet, None),                 // 0.3 % of a busy window
+            (20, 5_000, busy, None),                   // a busy identity's usual
+            (60, 150, busy, Some(45.0 / 6.0)),         // scale 1.5·4 = 6
+            (40, 50, Ewma::zeros(2), None),            // not enough samples
+            (1_000_000, 1_000_000, quiet, Some(50.0)), // capped
+        ];
+        for &(errors, statements, stat, want) in cases {
+            let mut c = Collector::new(&cfg);
+            score_errors(errors, statements, &stat, &mut c);
+            let a = c.finish(false);
+            let got = a.evidence.first();
+            match (got, want) {
+                (Some(e), Some(w)) => {
+                    assert_eq!(e.measure, Measure::Errors);
+                    assert!(
+                        (e.score - w).abs() < 1e-9,
+                        "{errors}/{statements}: {e:?} != {w}"
+                    );
+                    let cap = if w == cfg.score_cap { w } else { f64::INFINITY };
+                    let linear = (e.observed - e.expected) / e.scale;
+                    assert!((linear.min(cap) - e.score).abs() < 1e-9, "{e:?}");
+                }
+                (None, None) => {}
+                (g, w) => panic!("{errors}/{statements}: {g:?} != {w:?}"),
+            }
+        }
     }
 }

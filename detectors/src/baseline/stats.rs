@@ -108,6 +108,12 @@ pub(crate) struct WindowStats {
     pub bytes: Ewma,
     pub distinct_tables: Ewma,
     pub new_fingerprints: Ewma,
+    /// Failed statements per window. Statistics saved before errors were
+    /// counted load with none learned (`n` 0), so errors score only once
+    /// `min_samples` windows have been folded since: the past is not
+    /// assumed error-free.
+    #[serde(default)]
+    pub errors: Ewma,
     /// By tag; at most [`MAX_SENSITIVE_TAGS`].
     pub sensitive: BTreeMap<String, Ewma>,
 }
@@ -149,6 +155,7 @@ impl WindowStats {
         self.distinct_tables.update(w.distinct_tables as f64, alpha);
         self.new_fingerprints
             .update(w.new_fingerprints as f64, alpha);
+        self.errors.update(w.errors as f64, alpha);
     }
 
     /// Folds one empty window: every measure zero.
@@ -159,6 +166,7 @@ impl WindowStats {
             &mut self.bytes,
             &mut self.distinct_tables,
             &mut self.new_fingerprints,
+            &mut self.errors,
         ] {
             stat.update(0.0, alpha);
         }

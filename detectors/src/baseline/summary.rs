@@ -47,6 +47,10 @@ pub struct ProfileSummary {
     pub known_fingerprints: usize,
     /// Usual max distinct key values of one fingerprint per active window.
     pub usual_max_distinct_keys: f64,
+    /// Usual failed statements per window (all hours); 0 from a proxy that
+    /// did not count them yet.
+    #[serde(default)]
+    pub usual_errors: f64,
     /// Usual sensitive values per window, by tag.
     pub sensitive: Vec<TagSummary>,
 }
@@ -57,6 +61,9 @@ pub struct HourSummary {
     /// Expected statements and rows per window (EWMA means).
     pub statements: f64,
     pub rows: f64,
+    /// Expected failed statements per window.
+    #[serde(default)]
+    pub errors: f64,
     pub samples: u32,
 }
 
@@ -85,6 +92,7 @@ impl ProfileSummary {
                 hour: hour as u8,
                 statements: s.statements.mean,
                 rows: s.rows.mean,
+                errors: s.errors.mean,
                 samples: s.samples(),
             })
             .collect();
@@ -130,6 +138,7 @@ impl ProfileSummary {
             tables_known: p.tables.len(),
             known_fingerprints: p.fingerprints.len(),
             usual_max_distinct_keys: p.distinct_keys.mean,
+            usual_errors: p.global.errors.mean,
             sensitive: p
                 .global
                 .sensitive
@@ -220,6 +229,11 @@ impl fmt::Display for ProfileSummary {
             "  distinct keys    usually {} per fingerprint per window at most",
             Num(self.usual_max_distinct_keys)
         )?;
+        writeln!(
+            f,
+            "  errors           usually {} failed statements per window",
+            Num(self.usual_errors)
+        )?;
 
         writeln!(f)?;
         writeln!(
@@ -229,16 +243,17 @@ impl fmt::Display for ProfileSummary {
         )?;
         writeln!(
             f,
-            "  {:<6} {:>12} {:>12} {:>8}",
-            "hour", "statements", "rows", "windows"
+            "  {:<6} {:>12} {:>12} {:>8} {:>8}",
+            "hour", "statements", "rows", "errors", "windows"
         )?;
         for h in &self.hours {
             writeln!(
                 f,
-                "  {:02}:00  {:>12} {:>12} {:>8}",
+                "  {:02}:00  {:>12} {:>12} {:>8} {:>8}",
                 h.hour,
                 Num(h.statements).to_string(),
                 Num(h.rows).to_string(),
+                Num(h.errors).to_string(),
                 h.samples
             )?;
         }

@@ -26,6 +26,11 @@ pub struct WindowTotals {
     /// Unix seconds at which the window began.
     pub start: u64,
     pub statements: u64,
+    /// Statements that failed because of the caller
+    /// ([`Observation::error`]). Absent from totals saved before it was
+    /// counted.
+    #[serde(default)]
+    pub errors: u64,
     pub rows: u64,
     pub bytes: u64,
     /// Sensitive values returned, by tag.
@@ -57,6 +62,9 @@ pub(crate) struct Window {
     /// The local offset when the window opened: its hour of day is local.
     pub utc_offset: i32,
     pub statements: u64,
+    /// Absent from windows saved before errors were counted.
+    #[serde(default)]
+    pub errors: u64,
     pub rows: u64,
     pub bytes: u64,
     /// At most [`MAX_SENSITIVE_TAGS`].
@@ -85,6 +93,7 @@ impl Window {
             index,
             utc_offset,
             statements: 0,
+            errors: 0,
             rows: 0,
             bytes: 0,
             sensitive: BTreeMap::new(),
@@ -107,6 +116,7 @@ impl Window {
         new_fingerprint: bool,
     ) -> Option<u64> {
         self.statements = self.statements.saturating_add(1);
+        self.errors = self.errors.saturating_add(u64::from(obs.error));
         self.rows = self.rows.saturating_add(obs.rows);
         self.bytes = self.bytes.saturating_add(obs.bytes);
         if new_fingerprint {
@@ -158,6 +168,7 @@ impl Window {
         WindowTotals {
             start,
             statements: self.statements,
+            errors: self.errors,
             rows: self.rows,
             bytes: self.bytes,
             sensitive: self.sensitive,
@@ -203,11 +214,13 @@ mod tests {
             bytes: 50,
             sensitive: &[("pii.phone", 2), ("pii.email", 0)],
             key_digest: Some(9),
+            error: false,
         };
         assert_eq!(w.record(&cfg, &obs, true), Some(1));
         let obs2 = Observation {
             rows: 7,
             key_digest: Some(10),
+            error: true,
             tables: &tables[..1],
             ..obs.clone()
         };
@@ -215,6 +228,7 @@ mod tests {
         let t = w.into_totals(600);
         assert_eq!(t.start, 6_000);
         assert_eq!((t.statements, t.rows, t.bytes), (2, 12, 100));
+        assert_eq!(t.errors, 1);
         assert_eq!(t.distinct_tables, 2, "capped at max_tables");
         assert_eq!(t.table_rows.get("a"), Some(&12));
         assert_eq!(t.max_rows_per_statement.get("a"), Some(&7));

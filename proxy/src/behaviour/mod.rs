@@ -482,6 +482,12 @@ impl SessionBehaviour {
         }
         // Bound values when it had them, else its literals.
         let key_digest = values.or(s.values);
+        // The caller's failure: refused, or SQL class 42 (syntax error or
+        // access rule violation: insufficient privilege, undefined table or
+        // column) — a burst of them is probing. Other errors (serialization,
+        // disk full, …) are the server's, not the caller's.
+        let error = matches!(ev.outcome, Some(Outcome::Refused))
+            || ev.sqlstate.as_deref().is_some_and(|c| c.starts_with("42"));
         let obs = Observation {
             at: now,
             utc_offset: b.clock.offset(now),
@@ -491,6 +497,7 @@ impl SessionBehaviour {
             bytes: ev.bytes_out.unwrap_or(0),
             sensitive: &sensitive,
             key_digest,
+            error,
         };
         let a: Assessment = b.registry.observe(&who, &obs);
         b.metrics.observed.increment(1);
