@@ -182,6 +182,7 @@ pub struct LoadOptions {
 }
 
 pub mod allowlist;
+pub mod api;
 mod cache;
 mod check;
 mod classification;
@@ -198,6 +199,7 @@ pub mod mask;
 mod tests;
 mod time;
 
+pub use api::{ApiLoadOptions, ApiPolicy, Authorisation, FieldAction, FieldScope};
 pub use discovery::{merge_classification, Finding, MergeReport};
 pub use error::{Diagnostic, Diagnostics, Severity};
 pub use explain::{Explanation, TraceStep};

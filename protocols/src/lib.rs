@@ -10,9 +10,11 @@
 //! proxy forwards the client's original bytes itself, so decoders only look.
 //!
 //! PostgreSQL v3 lives in [`pg`], the MySQL/MariaDB client/server protocol
-//! 4.1 in [`mysql`]; HTTP helpers come later.
+//! 4.1 in [`mysql`]; HTTP response bodies (content codings, streaming JSON
+//! rewriting) in [`http`].
 
 mod error;
+pub mod http;
 pub mod mysql;
 pub mod pg;
 

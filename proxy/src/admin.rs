@@ -34,6 +34,8 @@ pub struct AdminState {
     pub policy: Arc<crate::policy::PolicyRuntime>,
     pub behaviour: Option<Arc<crate::behaviour::Behaviour>>,
     pub alerts: crate::alerts::Alerts,
+    /// The HTTP listeners (API policy, callers, suspensions).
+    pub api: std::sync::Mutex<Vec<Arc<crate::http::HttpCtx>>>,
 }
 
 pub fn router(state: Arc<AdminState>) -> Router {
@@ -47,6 +49,11 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/behaviour/profile", get(behaviour_profile))
         .route("/quarantine", get(quarantine_list).post(quarantine_add))
         .route("/quarantine/release", post(quarantine_release))
+        .route("/api/callers", get(crate::http::control::callers))
+        .route("/api/suspended", get(crate::http::control::suspended))
+        .route("/api/suspend", post(crate::http::control::suspend))
+        .route("/api/resume", post(crate::http::control::resume))
+        .route("/api/reload", post(crate::http::control::reload))
         .with_state(state)
 }
 

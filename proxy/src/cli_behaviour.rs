@@ -19,7 +19,7 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest admin answer read.
 const MAX_ANSWER: u64 = 64 << 20;
 
-fn load(config: &Path) -> Result<Config, String> {
+pub(crate) fn load(config: &Path) -> Result<Config, String> {
     let mut cfg = Config::load(config).map_err(|e| e.to_string())?;
     let base = std::env::current_dir().unwrap_or_default();
     cfg.resolve_paths(&base);
@@ -27,7 +27,7 @@ fn load(config: &Path) -> Result<Config, String> {
 }
 
 /// Percent-encodes a query value.
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -41,7 +41,7 @@ fn enc(s: &str) -> String {
 
 /// One HTTP/1.0 request to the admin endpoint: (status, body), or why it
 /// could not be made (the proxy is not running).
-fn admin(addr: SocketAddr, method: &str, path: &str) -> Result<(u16, String), String> {
+pub(crate) fn admin(addr: SocketAddr, method: &str, path: &str) -> Result<(u16, String), String> {
     let mut s = TcpStream::connect_timeout(&addr, ADMIN_TIMEOUT)
         .map_err(|e| format!("admin endpoint {addr}: {e}"))?;
     let _ = s.set_read_timeout(Some(ADMIN_TIMEOUT));
@@ -158,7 +158,7 @@ fn print_profile(p: &serde_json::Value) {
     println!("{}", p.get("text").and_then(|v| v.as_str()).unwrap_or(""));
 }
 
-fn error_of(body: &str) -> String {
+pub(crate) fn error_of(body: &str) -> String {
     serde_json::from_str::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))

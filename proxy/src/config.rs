@@ -48,6 +48,9 @@ pub struct Config {
     /// Where alerts go (webhook, syslog) besides the audit log and metrics.
     #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,
+    /// State of the HTTP listeners (quotas, suspensions).
+    #[serde(default)]
+    pub api: crate::http::config::ApiConfig,
     #[serde(default, rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
 }
@@ -223,6 +226,8 @@ pub enum Protocol {
     Postgres,
     /// MySQL and MariaDB (client/server protocol 4.1).
     Mysql,
+    /// HTTP/1.1 and HTTP/2 in front of data-sharing APIs.
+    Http,
 }
 
 impl Protocol {
@@ -230,6 +235,7 @@ impl Protocol {
         match self {
             Protocol::Postgres => "postgres",
             Protocol::Mysql => "mysql",
+            Protocol::Http => "http",
         }
     }
 }
@@ -243,7 +249,8 @@ pub struct ListenerConfig {
     pub protocol: Protocol,
     pub listen: SocketAddr,
     /// `host:port` of the database server; a host name is resolved at each
-    /// connect so that DNS changes are followed.
+    /// connect so that DNS changes are followed. Database listeners only.
+    #[serde(default)]
     pub backend: String,
     /// This listener's policy mode (`learn`, `monitor`, `enforce`);
     /// default `policy.mode`.
@@ -254,6 +261,18 @@ pub struct ListenerConfig {
     /// ORMs already treat as "not allowed").
     #[serde(default)]
     pub deny_error_code: Option<u16>,
+    /// HTTP listeners: the API scope policy directory.
+    #[serde(default)]
+    pub api_policy: Option<PathBuf>,
+    /// HTTP listeners: where requests go, by path prefix and host.
+    #[serde(default)]
+    pub upstream: Vec<crate::http::config::UpstreamConfig>,
+    /// HTTP listeners: how callers prove who they are.
+    #[serde(default)]
+    pub auth: Option<crate::http::auth::AuthConfig>,
+    /// HTTP listeners: body handling and limits.
+    #[serde(default)]
+    pub http: crate::http::config::HttpSettings,
 }
 
 impl ListenerConfig {
@@ -347,6 +366,21 @@ impl Config {
                     l.listen
                 ));
             }
+            if l.protocol == Protocol::Http {
+                validate_http_listener(l, &at)?;
+                continue;
+            }
+            for (set, key) in [
+                (l.api_policy.is_some(), "api_policy"),
+                (!l.upstream.is_empty(), "upstream"),
+                (l.auth.is_some(), "auth"),
+            ] {
+                if set {
+                    return Err(format!(
+                        "{at}.{key} applies to protocol = \"http\" listeners only"
+                    ));
+                }
+            }
             parse_host_port(&l.backend).map_err(|why| {
                 format!(
                     "{at}.backend = {:?}: {why}; expected \"host:port\", e.g. \"127.0.0.1:5432\"",
@@ -398,6 +432,7 @@ impl Config {
         self.audit.validate()?;
         self.behaviour.validate()?;
         self.alerts.validate()?;
+        self.api.validate()?;
         Ok(())
     }
 
@@ -409,6 +444,21 @@ impl Config {
         }
         if self.behaviour.dir.is_relative() {
             self.behaviour.dir = base.join(&self.behaviour.dir);
+        }
+        if self.api.dir.is_relative() {
+            self.api.dir = base.join(&self.api.dir);
+        }
+        for l in &mut self.listeners {
+            let auth = l.auth.as_mut();
+            let (keys, jwks) = match auth {
+                Some(a) => (a.keys_file.as_mut(), a.jwks_file.as_mut()),
+                None => (None, None),
+            };
+            for path in [l.api_policy.as_mut(), keys, jwks].into_iter().flatten() {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
+            }
         }
         if let Some(p) = &mut self.policy {
             for path in [
@@ -432,6 +482,50 @@ impl Config {
             .or(self.policy.as_ref().map(|p| p.mode))
             .unwrap_or_default()
     }
+}
+
+/// Checks what an HTTP listener needs: an API policy, upstreams, auth.
+fn validate_http_listener(l: &ListenerConfig, at: &str) -> Result<(), String> {
+    if !l.backend.is_empty() {
+        return Err(format!(
+            "{at}.backend applies to database listeners; an http listener names its APIs in [[listener.upstream]] (prefix, url)"
+        ));
+    }
+    if l.deny_error_code.is_some() {
+        return Err(format!(
+            "{at}.deny_error_code applies to mysql listeners only"
+        ));
+    }
+    if l.api_policy.is_none() {
+        return Err(format!(
+            "{at}.api_policy is missing: name the API scope policy directory, e.g. api_policy = \"policies/packs/api-example\" (see docs/api-policy.md)"
+        ));
+    }
+    if l.upstream.is_empty() {
+        return Err(format!(
+            "{at} has no [[listener.upstream]]: add one, e.g.\n\n[[listener.upstream]]\nprefix = \"/api/\"\nurl = \"http://127.0.0.1:8080\""
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (j, u) in l.upstream.iter().enumerate() {
+        let uat = format!("{at}.upstream[{j}]");
+        crate::http::config::validate_upstream(u, &uat)?;
+        if !seen.insert((u.host.clone(), u.prefix.clone())) {
+            return Err(format!(
+                "{uat}: another upstream already has prefix {:?} for the same host",
+                u.prefix
+            ));
+        }
+    }
+    match &l.auth {
+        None => {
+            return Err(format!(
+                "{at}.auth is missing: every API caller must authenticate, e.g.\n\n[listener.auth]\napi_key_header = \"x-api-key\"\nkeys_file = \"var/api-keys.toml\""
+            ))
+        }
+        Some(a) => a.validate().map_err(|e| format!("{at}.auth: {e}"))?,
+    }
+    l.http.validate(at)
 }
 
 /// Reads the masking key file (relative paths from the working directory).

@@ -90,6 +90,11 @@ impl SessionCounter {
         }
     }
 
+    /// Counts a new session (an HTTP connection too) and gives its id.
+    pub fn enter_session(self: &Arc<Self>) -> (SessionGuard, Arc<str>) {
+        self.enter()
+    }
+
     fn enter(self: &Arc<Self>) -> (SessionGuard, Arc<str>) {
         self.active.fetch_add(1, Ordering::AcqRel);
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -98,7 +103,8 @@ impl SessionCounter {
     }
 }
 
-struct SessionGuard(Arc<SessionCounter>);
+/// Keeps a session counted until dropped.
+pub struct SessionGuard(Arc<SessionCounter>);
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
@@ -157,6 +163,8 @@ pub async fn serve(listener: TcpListener, ctx: Arc<ListenerCtx>) {
             match ctx.config.protocol {
                 Protocol::Postgres => pg::session::run(&ctx, stream, peer, id).await,
                 Protocol::Mysql => crate::mysql::session::run(&ctx, stream, peer, id).await,
+                // HTTP listeners have their own accept loop (`http::serve`).
+                Protocol::Http => drop(stream),
             }
             ctx.metrics.connections_active.decrement(1.0);
             drop(permit);
@@ -170,5 +178,6 @@ async fn refuse(protocol: Protocol, stream: TcpStream) {
     match protocol {
         Protocol::Postgres => pg::session::refuse_too_many(stream).await,
         Protocol::Mysql => crate::mysql::session::refuse_too_many(stream).await,
+        Protocol::Http => drop(stream),
     }
 }

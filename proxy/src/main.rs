@@ -46,6 +46,12 @@ enum Command {
         #[command(subcommand)]
         command: QuarantineCommand,
     },
+    /// The API data-sharing side: import an OpenAPI document, manage API
+    /// keys, suspend or resume a caller.
+    Api {
+        #[command(subcommand)]
+        command: ApiCommand,
+    },
     /// Work with the audit log.
     Audit {
         #[command(subcommand)]
@@ -66,6 +72,10 @@ enum Command {
         /// Learned allowlist to validate with the policy.
         #[arg(long)]
         allowlist: Option<PathBuf>,
+        /// Validate this API scope policy directory instead (the `http`
+        /// listeners' `api_policy`).
+        #[arg(long, value_name = "DIR")]
+        api: Option<PathBuf>,
     },
     /// Show a statement's facts and the rule trace that decides it. Exit 0
     /// when every statement is allowed, 1 when one is refused.
@@ -122,6 +132,78 @@ enum Command {
         /// column to be tagged on content alone.
         #[arg(long, default_value_t = discover::DEFAULT_MIN_RATIO)]
         min_ratio: f64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiCommand {
+    /// Write an API scope policy skeleton (routes, query parameters,
+    /// record paths, a commented example caller with its fields and
+    /// suggested masks) from an OpenAPI 3 document (YAML or JSON).
+    Import {
+        /// The OpenAPI document.
+        openapi: PathBuf,
+        /// Write here instead of stdout (e.g. policies/api/10-routes.toml).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Overwrite --out if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// API keys: `add CALLER` prints a new key once and stores its hash.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// List the callers of the running proxy with usage and state.
+    Callers {
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
+    },
+    /// Suspend a caller: every request gets 403 until `resume` (audited).
+    Suspend {
+        caller: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
+    },
+    /// Resume a suspended caller (audited).
+    Resume {
+        caller: String,
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Generate a key for CALLER; prints it (only this once).
+    Add {
+        caller: String,
+        /// Expiry, RFC 3339 (e.g. 2027-12-31T00:00:00Z).
+        #[arg(long)]
+        expires: Option<String>,
+        /// Keys file (default: auth.keys_file of the configuration's http listener).
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
+    },
+    /// List keys (ids, callers, state; never the keys).
+    List {
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
+    },
+    /// Disable a key by id.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
     },
 }
 
@@ -205,11 +287,44 @@ fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify { dir },
         } => verify(dir),
+        Command::Api { command } => {
+            use danxia::cli_api::{self, CallerCmd, KeyCmd};
+            match command {
+                ApiCommand::Import {
+                    openapi,
+                    out,
+                    force,
+                } => cli_api::import(&openapi, out.as_deref(), force),
+                ApiCommand::Key { command } => match command {
+                    KeyCommand::Add {
+                        caller,
+                        expires,
+                        keys,
+                        config,
+                    } => cli_api::key(KeyCmd::Add { caller, expires }, keys, &config),
+                    KeyCommand::List { keys, config } => cli_api::key(KeyCmd::List, keys, &config),
+                    KeyCommand::Revoke { id, keys, config } => {
+                        cli_api::key(KeyCmd::Revoke { id }, keys, &config)
+                    }
+                },
+                ApiCommand::Callers { config } => cli_api::caller(CallerCmd::List, &config),
+                ApiCommand::Suspend {
+                    caller,
+                    reason,
+                    config,
+                } => cli_api::caller(CallerCmd::Suspend { caller, reason }, &config),
+                ApiCommand::Resume { caller, config } => {
+                    cli_api::caller(CallerCmd::Resume { caller }, &config)
+                }
+            }
+        }
+        Command::Check { api: Some(api), .. } => danxia::cli_api::check_api(&api),
         Command::Check {
             dir,
             config,
             classification,
             allowlist,
+            api: None,
         } => cli::check(dir, &config, classification, allowlist),
         Command::Explain {
             user,

@@ -78,12 +78,30 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         backends: config
             .listeners
             .iter()
-            .map(|l| (l.name.clone(), l.backend.clone()))
+            .flat_map(|l| {
+                if l.protocol == crate::config::Protocol::Http {
+                    // Each upstream's host:port.
+                    l.upstream
+                        .iter()
+                        .filter_map(|u| u.url.parse::<http::Uri>().ok())
+                        .filter_map(|u| {
+                            let a = u.authority()?;
+                            Some((
+                                l.name.clone(),
+                                format!("{}:{}", a.host(), a.port_u16().unwrap_or(80)),
+                            ))
+                        })
+                        .collect::<Vec<_>>()
+                } else {
+                    vec![(l.name.clone(), l.backend.clone())]
+                }
+            })
             .collect(),
         auditor: auditor.clone(),
         policy: policy.clone(),
         behaviour: behaviour.clone(),
         alerts: alerts.clone(),
+        api: std::sync::Mutex::new(Vec::new()),
     });
     let admin_listener = admin::bind(config.admin.listen)
         .await
@@ -99,6 +117,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     info!(addr = %config.admin.listen, "admin endpoint listening");
 
     let mut accept_tasks = Vec::new();
+    // HTTP listeners share the caller state (quotas, suspensions).
+    let has_http = config
+        .listeners
+        .iter()
+        .any(|l| l.protocol == crate::config::Protocol::Http);
+    let api_tz = crate::http::api_timezone(&config);
+    let (api_stop_tx, api_stop_rx) = watch::channel(false);
+    let mut api_sync_task = None;
+    let caller_state = if has_http {
+        let st = crate::http::state::CallerState::start(
+            crate::http::state_store(&config.api),
+            config.api.sync_interval,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("[api]: {e}"))?;
+        api_sync_task = Some(tokio::spawn(st.clone().run_sync(api_stop_rx)));
+        Some(st)
+    } else {
+        None
+    };
     // One scanner for every session: its birth-year limit is read once.
     let scanner = Arc::new(danxia_detectors::pii::Scanner::all());
     for l in &config.listeners {
@@ -124,6 +162,50 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             behaviour: behaviour.clone(),
             alerts: alerts.clone(),
         });
+        if l.protocol == crate::config::Protocol::Http {
+            let (Some(state), Some(api_dir)) = (caller_state.clone(), l.api_policy.clone()) else {
+                anyhow::bail!(
+                    "listener {}: http listener without [api] state or api_policy",
+                    l.name
+                );
+            };
+            let mut extra = Vec::new();
+            if let Some(a) = &l.auth {
+                extra.extend(a.keys_file.iter().cloned());
+                extra.extend(a.jwks_file.iter().cloned());
+            }
+            let opts = danxia_policies::api::ApiLoadOptions {
+                dir: api_dir,
+                mask_key: config.policy.as_ref().and_then(|p| p.mask_key.clone()),
+            };
+            let rt = crate::http::runtime::ApiRuntime::start(&l.name, opts, extra)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let hx = Arc::new(
+                crate::http::HttpCtx::new(ctx, rt.clone(), state, api_tz.clone())
+                    .map_err(|e| anyhow::anyhow!(e))?,
+            );
+            let interval = config
+                .policy
+                .as_ref()
+                .map_or(Duration::from_secs(2), |p| p.reload_interval);
+            let hx2 = hx.clone();
+            rt.spawn_watcher(
+                interval,
+                shutdown_rx.clone(),
+                Arc::new(move || {
+                    if let Err(e) = hx2.auth.reload() {
+                        warn!(error = %e, "API keys / JWKS not reloaded; the previous ones stay in force");
+                    }
+                }),
+            );
+            admin_state
+                .api
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(hx.clone());
+            accept_tasks.push(tokio::spawn(crate::http::serve(sock, hx)));
+            continue;
+        }
         accept_tasks.push(tokio::spawn(listener::serve(sock, ctx)));
     }
     admin_state.listeners_bound.store(true, Ordering::Release);
@@ -157,6 +239,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = admin_task.await;
     let _ = sync_stop_tx.send(true);
     if let Some(t) = sync_task {
+        let _ = t.await;
+    }
+    let _ = api_stop_tx.send(true);
+    if let Some(t) = api_sync_task {
         let _ = t.await;
     }
     if !alerts.flush(Duration::from_secs(5)).await {

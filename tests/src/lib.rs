@@ -1489,6 +1489,198 @@ pub fn mysql_statements(events: &[serde_json::Value]) -> Vec<&serde_json::Value>
         .collect()
 }
 
+// ----------------------------------------------------------------- HTTP side
+
+/// How long [`Upstream::start`] waits for `READY <port>`.
+pub const UPSTREAM_READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `tests/upstream/citizens_api.py` (the synthetic citizen-records API the
+/// HTTP listener fronts) running on a free loopback port; killed on drop.
+pub struct Upstream {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Upstream {
+    /// Starts the upstream with `seed` and waits for its `READY <port>` line.
+    pub fn start(seed: u64) -> Upstream {
+        let script = workspace_root().join("tests/upstream/citizens_api.py");
+        let mut child = python()
+            .arg(&script)
+            .args(["--port", "0", "--seed", &seed.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        // Read the first line in a thread so that a silent, hung upstream
+        // fails the test instead of blocking it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = std::io::BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut r, &mut line);
+            let _ = tx.send(line);
+            // Keep the pipe open (and drained) for the upstream's lifetime.
+            let mut sink = Vec::new();
+            let _ = r.read_to_end(&mut sink);
+        });
+        let line = match rx.recv_timeout(UPSTREAM_READY_TIMEOUT) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{} printed no READY line within {UPSTREAM_READY_TIMEOUT:?}",
+                    script.display()
+                );
+            }
+        };
+        let port = line
+            .trim()
+            .strip_prefix("READY ")
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{}: expected `READY <port>`, got {line:?}",
+                    script.display()
+                )
+            });
+        Upstream {
+            port,
+            child: Some(child),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// GET straight to the upstream (no proxy); panics if it cannot connect.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        try_http_get(self.port, path)
+            .unwrap_or_else(|e| panic!("GET {path} on the upstream (port {}): {e}", self.port))
+    }
+
+    /// The upstream's log of the requests it received (`GET /__requests`).
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        let (code, body) = self.get("/__requests");
+        assert_eq!(code, 200, "/__requests: {body}");
+        serde_json::from_str::<Vec<serde_json::Value>>(&body)
+            .unwrap_or_else(|e| panic!("/__requests is not a JSON array ({e}): {body}"))
+    }
+
+    /// Kills the upstream now (an "upstream down" test).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// What one `curl` run gave: its exit code, the status code, the headers of
+/// the last response, the body bytes and curl's own messages.
+#[derive(Debug)]
+pub struct CurlOut {
+    pub exit: i32,
+    /// 0 when no response arrived.
+    pub status: u16,
+    /// Lower-case names, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub stderr: String,
+}
+
+impl CurlOut {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON; panics with the body otherwise.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}); status {} exit {}: {}",
+                self.status,
+                self.exit,
+                String::from_utf8_lossy(&self.body[..self.body.len().min(2000)])
+            )
+        })
+    }
+}
+
+/// Runs the real `curl` with `args` (a URL among them): body on stdout,
+/// headers to a temporary file (`-D`), the status code through `-w` on
+/// stderr. `-s -S` are added; add `--compressed`, `--http2-prior-knowledge`,
+/// `-H`, `-X`, `--data-binary` as needed.
+pub fn curl(args: &[&str]) -> CurlOut {
+    let hdr = tempfile::NamedTempFile::new().expect("header temp file");
+    let mut c = Command::new("curl");
+    c.args(["-s", "-S", "--max-time", "100", "-D"])
+        .arg(hdr.path())
+        .args(["-w", "%{stderr}\nDANXIA_E2E_STATUS=%{http_code}\n"])
+        .args(args);
+    let out = run(&mut c);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let status = stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("DANXIA_E2E_STATUS="))
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let raw = fs::read_to_string(hdr.path()).unwrap_or_default();
+    // With informational responses (100 Continue) there are several
+    // header blocks: keep the last one.
+    let block = raw
+        .split("\r\n\r\n")
+        .filter(|b| !b.trim().is_empty())
+        .last()
+        .unwrap_or("");
+    let headers = block
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    CurlOut {
+        exit: out.status.code().unwrap_or(-1),
+        status,
+        headers,
+        body: out.stdout,
+        stderr,
+    }
+}
+
+/// The resident set size of process `pid` in KiB (`VmRSS` of
+/// `/proc/<pid>/status`); `None` once it is gone.
+pub fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// A hand-written PostgreSQL frontend (protocol 3.0) for protocol-level tests:
 /// message encoders, a frame reader, and a [`wire::RawSession`] that performs
 /// a trust-auth startup and records the BackendKeyData the proxy hands out.

@@ -24,6 +24,10 @@ pub enum EventKind {
     /// A policy rule raised an alert about the statement recorded just
     /// before it (same session and fingerprint).
     Alert,
+    /// One HTTP request through an `http` listener (API data sharing).
+    Request,
+    /// An operator's emergency action (suspend / resume an API caller).
+    Admin,
 }
 
 /// How a statement (or session) ended.
@@ -170,6 +174,38 @@ pub struct AuditEvent {
     /// Alert events: `low`, `medium`, `high` or `critical`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub risk: Option<&'static str>,
+    /// HTTP: the authenticated API caller (the policy's `[[caller]]` id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller: Option<Arc<str>>,
+    /// HTTP: how the caller authenticated and with what, never the secret
+    /// (`api_key:<key id>`, `jwt:<subject>`, `mtls:<subject>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    /// HTTP: the route template the request matched (`/api/v1/persons/{id}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<Arc<str>>,
+    /// HTTP: the route's id in the API policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_id: Option<Arc<str>>,
+    /// HTTP: the status code sent to the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// HTTP: records in the response body (per the route's `records` path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+    /// HTTP: response fields masked (JSON paths, first ones only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub masked_fields: Vec<String>,
+    /// HTTP: response fields removed as outside the caller's scope.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed_fields: Vec<String>,
+    /// HTTP: how many fields were removed (all of them, not only those
+    /// listed in `removed_fields`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<u64>,
+    /// HTTP: the upstream API the request went to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Arc<str>>,
 }
 
 /// One piece of baseline evidence as audit events and alerts carry it.
