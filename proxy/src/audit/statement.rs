@@ -150,6 +150,20 @@ pub fn alert_event(ident: &SessionIdentity, st: &AuditEvent) -> AuditEvent {
     ev.evidence = st.evidence.clone();
     ev.learning = st.learning;
     ev.actions = st.actions.clone();
+    // HTTP requests: who called what.
+    if st.caller.is_some() {
+        ev.user = st.user.clone();
+        ev.application = st.application.clone();
+        ev.caller = st.caller.clone();
+        ev.credential = st.credential.clone();
+        ev.route = st.route.clone();
+        ev.route_id = st.route_id.clone();
+        ev.status = st.status;
+        ev.records = st.records;
+        ev.masked_fields = st.masked_fields.clone();
+        ev.removed = st.removed;
+        ev.upstream = st.upstream.clone();
+    }
     ev
 }
 

@@ -78,9 +78,14 @@ impl Exchange {
             }
             if !sensitive.is_empty() {
                 for (tag, n) in &sensitive {
-                    hx.metrics.sensitive(tag, u64::from(*n));
+                    hx.metrics.sensitive(tag, "clear", u64::from(*n));
                 }
                 ev.sensitive = Some(sensitive);
+            }
+            for (k, n) in f.masked_counts.iter() {
+                if n > 0 {
+                    hx.metrics.sensitive(k.tag(), "masked", u64::from(n));
+                }
             }
             if f.masked > 0 {
                 ev.masked = Some(f.masked);

@@ -14,7 +14,7 @@ use danxia_policies::api::{FieldAction, Grant};
 use danxia_policies::MaskRef;
 use danxia_protocols::http::encoding::{Coding, Decoder, Encoder};
 use danxia_protocols::http::json::{
-    write_json_string, Action, Limits, Path, Rewriter, ScalarKind, Visitor,
+    write_json_string, Action, Limits, Path, Rewriter, ScalarKind, Seg, Visitor,
 };
 
 /// Paths listed per event (the counts cover them all).
@@ -24,7 +24,10 @@ pub const MAX_LISTED_PATHS: usize = 32;
 #[derive(Debug, Default, Clone)]
 pub struct Findings {
     pub records: u64,
+    /// Personal data sent in the clear, by kind.
     pub counts: Counts,
+    /// Personal data found in values danxia masked, by kind.
+    pub masked_counts: Counts,
     pub masked: u64,
     pub removed: u64,
     pub masked_paths: Vec<String>,
@@ -64,14 +67,40 @@ struct Inspector {
 }
 
 impl Inspector {
+    /// Lists a path once, with array indexes generalised (`$.items[*].phone`):
+    /// the audit says which fields, the counts say how many.
     fn note(list: &mut Vec<String>, path: &Path<'_>) {
-        if list.len() < MAX_LISTED_PATHS {
-            list.push(path.to_string());
+        if list.len() >= MAX_LISTED_PATHS {
+            return;
+        }
+        let mut s = String::from("$");
+        for seg in path.iter() {
+            match seg {
+                Seg::Index(_) => s.push_str("[*]"),
+                Seg::Key(k) => {
+                    let plain = !k.is_empty()
+                        && !k.starts_with(|c: char| c.is_ascii_digit())
+                        && k.chars().all(|c| c.is_alphanumeric() || c == '_');
+                    if plain {
+                        s.push('.');
+                        s.push_str(k);
+                    } else {
+                        s.push('[');
+                        write_json_string_into(&mut s, k);
+                        s.push(']');
+                    }
+                }
+            }
+        }
+        if !list.contains(&s) {
+            list.push(s);
         }
     }
 
     fn mask_text(&mut self, spec: &MaskRef, text: &str, path: &Path<'_>) -> Vec<u8> {
         self.found.masked += 1;
+        self.scanner
+            .scan(text.as_bytes(), &mut self.found.masked_counts);
         Self::note(&mut self.found.masked_paths, path);
         let mut out = Vec::with_capacity(text.len() + 2);
         match spec.strategy.apply(text.as_bytes()) {
@@ -169,7 +198,6 @@ impl Visitor for Inspector {
         if kind != ScalarKind::String {
             return None;
         }
-        self.scanner.scan(text.as_bytes(), &mut self.found.counts);
         if let Some((sc, masks)) = &self.tag_masks {
             let mut c = Counts::new();
             sc.scan(text.as_bytes(), &mut c);
@@ -180,6 +208,7 @@ impl Visitor for Inspector {
                 }
             }
         }
+        self.scanner.scan(text.as_bytes(), &mut self.found.counts);
         None
     }
 }
@@ -315,6 +344,12 @@ impl Pipeline {
     }
 }
 
+fn write_json_string_into(s: &mut String, k: &str) {
+    let mut b = Vec::with_capacity(k.len() + 2);
+    write_json_string(&mut b, k);
+    s.push_str(&String::from_utf8_lossy(&b));
+}
+
 /// Whether a `Content-Type` is JSON (`application/json`, `*/*+json`).
 pub fn is_json(content_type: Option<&str>) -> bool {
     let Some(ct) = content_type else { return false };
@@ -325,4 +360,186 @@ pub fn is_json(content_type: Option<&str>) -> bool {
         .trim()
         .to_ascii_lowercase();
     essence == "application/json" || essence.ends_with("+json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use danxia_policies::api::{ApiLoadOptions, ApiPolicy};
+
+    fn pack() -> ApiPolicy {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/packs/api-example");
+        ApiPolicy::load(&ApiLoadOptions {
+            dir,
+            mask_key: None,
+        })
+        .unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    fn grant(p: &ApiPolicy, caller: &str, method: &str, path: &str) -> Arc<Grant> {
+        let m = p.route(method, path).expect("route");
+        p.grant(caller, &m).expect("granted").clone()
+    }
+
+    const CFG: PipelineConfig = PipelineConfig {
+        limits: Limits {
+            max_depth: 64,
+            max_token_bytes: 4096,
+        },
+        max_decoded_bytes: 1 << 24,
+    };
+
+    fn person(id: u32) -> String {
+        format!(
+            r#"{{"id": {id}, "name": "叶涛", "id_number": "440105197906094199", "phone": "13198586743", "address": "广州市海珠区工业大道399号", "district": "海珠区", "note": "call 13198586743"}}"#
+        )
+    }
+
+    /// Feeds `body` in `chunk`-byte pieces; the output and findings.
+    fn run(p: &mut Pipeline, body: &[u8], chunk: usize) -> (Vec<u8>, Findings) {
+        let mut out = Vec::new();
+        for c in body.chunks(chunk.max(1)) {
+            out.extend_from_slice(&p.feed(Bytes::copy_from_slice(c)).expect("feed"));
+        }
+        out.extend_from_slice(&p.finish().expect("finish"));
+        (out, p.findings().clone())
+    }
+
+    #[test]
+    fn list_is_scoped_masked_and_counted_in_any_chunking() {
+        let p = pack();
+        let g = grant(&p, "dept-health", "GET", "/api/v1/persons");
+        let body = format!(
+            r#"{{"page": 1, "size": 3, "total": 99, "items": [{}, {}, {}]}}"#,
+            person(1),
+            person(2),
+            person(3)
+        );
+        for chunk in [1, 7, 64, body.len()] {
+            let mut pl = Pipeline::new(
+                &CFG,
+                Some(g.clone()),
+                Arc::new(Scanner::all()),
+                Coding::Identity,
+            );
+            assert_eq!(pl.output(), Output::Rewritten);
+            let (out, f) = run(&mut pl, body.as_bytes(), chunk);
+            let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON out");
+            let items = v["items"].as_array().expect("items");
+            assert_eq!(items.len(), 3);
+            for it in items {
+                assert!(
+                    it.get("id").is_none()
+                        && it.get("address").is_none()
+                        && it.get("note").is_none(),
+                    "{it}"
+                );
+                assert_eq!(it["id_number"], "440105********4199");
+                assert_eq!(it["phone"], "131****6743");
+                assert_eq!(it["name"], "叶涛");
+            }
+            assert_eq!(v["total"], 99);
+            assert_eq!(f.records, 3, "chunk {chunk}");
+            assert_eq!(f.masked, 6);
+            assert_eq!(f.removed, 9);
+            assert_eq!(
+                f.masked_paths,
+                vec!["$.items[*].id_number", "$.items[*].phone"]
+            );
+            assert_eq!(
+                f.removed_paths,
+                vec!["$.items[*].id", "$.items[*].address", "$.items[*].note"]
+            );
+        }
+    }
+
+    #[test]
+    fn unrestricted_grant_passes_bytes_and_counts_personal_data() {
+        let p = pack();
+        let g = grant(&p, "dept-audit", "GET", "/api/v1/export");
+        let body = format!("[{},{}]", person(1), person(2));
+        let mut pl = Pipeline::new(&CFG, Some(g), Arc::new(Scanner::all()), Coding::Identity);
+        assert_eq!(pl.output(), Output::Original);
+        let (out, f) = run(&mut pl, body.as_bytes(), 5);
+        assert_eq!(out, body.as_bytes());
+        assert_eq!(f.records, 2);
+        assert_eq!(f.counts.get(Kind::IdNumber), 2);
+        // The phone field and the phone inside the note.
+        assert_eq!(f.counts.get(Kind::Phone), 4);
+        assert_eq!(f.masked, 0);
+    }
+
+    #[test]
+    fn gzip_body_is_decoded_rewritten_and_reencoded() {
+        let p = pack();
+        let g = grant(&p, "dept-health", "GET", "/api/v1/persons/{id}");
+        let plain = person(7);
+        let mut enc = Encoder::new(Coding::Gzip, 6);
+        let mut gz = Vec::new();
+        enc.feed(plain.as_bytes(), &mut gz).expect("gzip");
+        enc.finish(&mut gz).expect("gzip end");
+        let mut pl = Pipeline::new(&CFG, Some(g), Arc::new(Scanner::all()), Coding::Gzip);
+        let (out, f) = run(&mut pl, &gz, 11);
+        let mut dec = Decoder::new(Coding::Gzip, 1 << 20);
+        let mut text = Vec::new();
+        dec.feed(&out, &mut text).expect("gunzip");
+        dec.finish(&mut text).expect("gunzip end");
+        let v: serde_json::Value = serde_json::from_slice(&text).expect("json");
+        assert_eq!(v["id_number"], "440105********4199");
+        assert!(v.get("address").is_none());
+        assert_eq!(f.records, 1);
+    }
+
+    #[test]
+    fn malformed_and_bomb_bodies_fail_with_their_rule() {
+        let p = pack();
+        let g = grant(&p, "dept-health", "GET", "/api/v1/persons");
+        let mut pl = Pipeline::new(
+            &CFG,
+            Some(g.clone()),
+            Arc::new(Scanner::all()),
+            Coding::Identity,
+        );
+        let e = pl
+            .feed(Bytes::from_static(b"{\"items\": [{\"id\": 1,}"))
+            .and_then(|_| pl.finish())
+            .expect_err("malformed");
+        assert_eq!(e.rule(), "api.upstream-bad-json");
+        let mut enc = Encoder::new(Coding::Gzip, 1);
+        let mut gz = Vec::new();
+        let zeros = vec![b' '; 1 << 20];
+        for _ in 0..40 {
+            enc.feed(&zeros, &mut gz).expect("gzip");
+        }
+        enc.finish(&mut gz).expect("gzip end");
+        let small = PipelineConfig {
+            limits: CFG.limits.clone(),
+            max_decoded_bytes: 1 << 20,
+        };
+        let mut pl = Pipeline::new(&small, Some(g), Arc::new(Scanner::all()), Coding::Gzip);
+        let e = pl
+            .feed(Bytes::from(gz))
+            .and_then(|_| pl.finish())
+            .expect_err("bomb");
+        assert_eq!(e.rule(), "api.upstream-bad-encoding");
+    }
+
+    #[test]
+    fn unscoped_routes_count_root_arrays_and_objects() {
+        for (body, want) in [("[{}, {}, {}]", 3), ("{\"a\": [1, 2]}", 1), ("[]", 0)] {
+            let mut pl = Pipeline::new(&CFG, None, Arc::new(Scanner::all()), Coding::Identity);
+            let (out, f) = run(&mut pl, body.as_bytes(), 2);
+            assert_eq!(out, body.as_bytes());
+            assert_eq!(f.records, want, "{body}");
+        }
+    }
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json(Some("application/json; charset=utf-8")));
+        assert!(is_json(Some("application/problem+json")));
+        assert!(!is_json(Some("text/csv")));
+        assert!(!is_json(None));
+    }
 }

@@ -61,7 +61,7 @@ pub fn describe() {
     );
     describe_counter!(
         "danxia_http_sensitive_values_total",
-        "Personal data values found in API responses, by tag (sent in the clear or masked)."
+        "Personal data values found in API responses, by tag and state: `clear` (sent as is) or `masked` (danxia masked the value)."
     );
 }
 
@@ -125,7 +125,7 @@ impl HttpMetrics {
         counter!("danxia_http_auth_failures_total", "listener" => self.listener.to_string(), "reason" => reason).increment(1);
     }
 
-    pub fn sensitive(&self, tag: &'static str, n: u64) {
-        counter!("danxia_http_sensitive_values_total", "listener" => self.listener.to_string(), "tag" => tag).increment(n);
+    pub fn sensitive(&self, tag: &'static str, state: &'static str, n: u64) {
+        counter!("danxia_http_sensitive_values_total", "listener" => self.listener.to_string(), "tag" => tag, "state" => state).increment(n);
     }
 }

@@ -401,7 +401,12 @@ async fn forward(
         .await;
     };
     x.ev.upstream = Some(Arc::from(up.url.as_str()));
-    let uri = match up.uri(req.uri().path_and_query()) {
+    let drop_param = if hx.settings.forward_credentials {
+        ""
+    } else {
+        hx.auth_query_param()
+    };
+    let uri = match up.uri(req.uri().path_and_query(), drop_param) {
         Ok(u) => u,
         Err(e) => {
             return refuse(

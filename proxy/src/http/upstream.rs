@@ -95,14 +95,31 @@ impl Upstreams {
 }
 
 impl Upstream {
-    /// The URI the API receives: base URL path + the request's path and query.
-    pub fn uri(&self, pq: Option<&PathAndQuery>) -> Result<Uri, http::Error> {
-        let pq = pq.map(|p| p.as_str()).unwrap_or("/");
-        let full = if self.base_path.is_empty() {
-            pq.to_string()
-        } else {
-            format!("{}{pq}", self.base_path)
-        };
+    /// The URI the API receives: base URL path + the request's path and
+    /// query, without the query parameter `drop_param` (danxia's API key,
+    /// when callers may send it in the query; "" drops nothing).
+    pub fn uri(&self, pq: Option<&PathAndQuery>, drop_param: &str) -> Result<Uri, http::Error> {
+        let path = pq.map(|p| p.path()).unwrap_or("/");
+        let query = pq.and_then(|p| p.query()).map(|q| {
+            if drop_param.is_empty() {
+                return q.to_string();
+            }
+            q.split('&')
+                .filter(|p| {
+                    let name = p.split('=').next().unwrap_or("");
+                    let decoded = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+                    decoded != drop_param
+                })
+                .collect::<Vec<_>>()
+                .join("&")
+        });
+        let mut full = String::with_capacity(self.base_path.len() + path.len() + 16);
+        full.push_str(&self.base_path);
+        full.push_str(path);
+        if let Some(q) = query.filter(|q| !q.is_empty()) {
+            full.push('?');
+            full.push_str(&q);
+        }
         Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
@@ -221,8 +238,20 @@ mod tests {
         let up = u.pick(Some("data.example.gov"), "/api/x").expect("picked");
         let pq: PathAndQuery = "/api/x?a=1".parse().expect("pq");
         assert_eq!(
-            up.uri(Some(&pq)).expect("uri").to_string(),
+            up.uri(Some(&pq), "").expect("uri").to_string(),
             "http://127.0.0.1:3/base/api/x?a=1"
+        );
+        let pq: PathAndQuery = "/api/x?api_key=dx_1&a=1&api%5Fkey=dx_2"
+            .parse()
+            .expect("pq");
+        assert_eq!(
+            up.uri(Some(&pq), "api_key").expect("uri").to_string(),
+            "http://127.0.0.1:3/base/api/x?a=1"
+        );
+        let pq: PathAndQuery = "/api/x?api_key=dx_1".parse().expect("pq");
+        assert_eq!(
+            up.uri(Some(&pq), "api_key").expect("uri").to_string(),
+            "http://127.0.0.1:3/base/api/x"
         );
     }
 
