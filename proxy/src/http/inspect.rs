@@ -260,7 +260,7 @@ impl Pipeline {
         let encoded = coding != Coding::Identity;
         Pipeline {
             decoder: encoded.then(|| Decoder::new(coding, cfg.max_decoded_bytes)),
-            rewriter: Rewriter::new(cfg.limits.clone()),
+            rewriter: Rewriter::new(cfg.limits),
             encoder: (encoded && restricts).then(|| Encoder::new(coding, 6)),
             inspector: Inspector {
                 grant,
@@ -514,7 +514,7 @@ mod tests {
         }
         enc.finish(&mut gz).expect("gzip end");
         let small = PipelineConfig {
-            limits: CFG.limits.clone(),
+            limits: CFG.limits,
             max_decoded_bytes: 1 << 20,
         };
         let mut pl = Pipeline::new(&small, Some(g), Arc::new(Scanner::all()), Coding::Gzip);

@@ -17,9 +17,12 @@ struct RouteHandles {
     records: Counter,
 }
 
+/// (route template, method, status class).
+type RouteKey = (Arc<str>, &'static str, &'static str);
+
 pub struct HttpMetrics {
     listener: Arc<str>,
-    routes: Mutex<HashMap<(Arc<str>, &'static str, &'static str), RouteHandles>>,
+    routes: Mutex<HashMap<RouteKey, RouteHandles>>,
 }
 
 /// Most distinct route label sets kept (a policy with thousands of routes

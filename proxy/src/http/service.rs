@@ -99,7 +99,7 @@ fn audited_target(path: &str, query: Option<&str>, key_param: &str) -> String {
             cut -= 1;
         }
         t.truncate(cut);
-        t.push_str("…");
+        t.push('…');
     }
     t
 }
@@ -344,7 +344,7 @@ async fn decide_and_forward(
             detail,
         } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
-            return refuse(x, status, &rule, title, detail, &[]).await;
+            return refuse(x, status, rule, title, detail, &[]).await;
         }
     };
     x.ev.rule = Some(Arc::from(&*grant.id));
