@@ -26,7 +26,11 @@
 # Env: DANXIA=off measures nginx only (danxia is not built or started);
 #      BEHAVIOUR=off runs danxia without behaviour baselines;
 #      DANXIA_BIN=path uses that binary (implies --no-build);
-#      DANXIA_SCANS="off full" the danxia variants to run (scan modes).
+#      DANXIA_SCANS="off full mask" the danxia variants to run: scan = "off"
+#      (bodies pass untouched), "full" (every body inspected: records and
+#      personal data counted, the caller sees every field), "mask" (scan
+#      "full" and the caller's grant masks identity numbers and phones and
+#      removes addresses: every body rewritten).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -47,7 +51,7 @@ BUILD=1
 KEEP=0
 WITH_DANXIA=1
 [[ ${DANXIA:-on} == off ]] && WITH_DANXIA=0
-SCANS=${DANXIA_SCANS:-off full}
+SCANS=${DANXIA_SCANS:-off full mask}
 BENCH_KEY="danxia-bench-key-7f3a9c2e41d86b05" # API key wrk sends (x-api-key); fake, bench only
 SIZES=(small large)
 # A DANXIA_BIN from the environment is used as it is (no build); otherwise
@@ -75,7 +79,7 @@ Usage: bash bench/http.sh [options]
   --no-build         do not run cargo build; use \$DANXIA_BIN ($DANXIA_BIN)
   --keep             keep the temp directory (configs, logs, raw wrk output)
 Env: DANXIA=off (nginx only), BEHAVIOUR=off (danxia without behaviour
-baselines), DANXIA_BIN=path (implies --no-build), DANXIA_SCANS="off full".
+baselines), DANXIA_BIN=path (implies --no-build), DANXIA_SCANS="off full mask".
 EOF
 }
 
@@ -100,7 +104,7 @@ done
     die "--nginx-workers must be a positive integer or auto, got '$NGINX_WORKERS'"
 ((THREADS <= CONNECTIONS)) || die "--threads ($THREADS) must not exceed --connections ($CONNECTIONS)"
 for s in $SCANS; do
-    [[ $s == off || $s == full ]] || die "DANXIA_SCANS: unknown scan mode '$s' (off, full)"
+    [[ $s == off || $s == full || $s == mask ]] || die "DANXIA_SCANS: unknown variant '$s' (off, full, mask)"
 done
 
 # ---------------------------------------------------------------- state + cleanup
@@ -314,8 +318,17 @@ EOF
 # API key (stored as the SHA-256 of the key, never the key itself).
 write_api_policy() {
     mkdir -p "$1"
-    cat >"$1/bench.toml" <<'EOF'
-# API scope of bench/http.sh: two static files, one caller with every field.
+    local grant=''
+    if [[ ${2:-} == mask ]]; then
+        grant='  fields = ["$.items[*].id", "$.items[*].name", "$.items[*].gender", "$.items[*].birth",
+            "$.items[*].id_number", "$.items[*].phone", "$.items[*].district",
+            "$[*].id", "$[*].name", "$[*].gender", "$[*].birth", "$[*].id_number", "$[*].phone", "$[*].district",
+            "$.page", "$.size", "$.total"]
+  mask = { "$..id_number" = "keep(6,4)", "$..phone" = "keep(3,4)" }'
+    fi
+    cat >"$1/bench.toml" <<EOF
+# API scope of bench/http.sh: two static files, one caller (every field, or
+# for the "mask" variant: addresses removed, identity numbers and phones masked).
 [settings]
 unknown_route = "deny"
 outside = "remove"
@@ -324,20 +337,22 @@ outside = "remove"
 id = "bench.small"
 method = "GET"
 path = "/api/v1/small.json"
-records = "$.items[*]"
+records = "\$.items[*]"
 
 [[route]]
 id = "bench.large"
 method = "GET"
 path = "/api/v1/large.json"
-records = "$[*]"
+records = "\$[*]"
 
 [[caller]]
 id = "bench"
 name = "bench/http.sh load generator"
+night = "allow"
 
   [[caller.grant]]
   routes = ["bench.*"]
+$grant
 EOF
 }
 
@@ -370,11 +385,14 @@ dir = "$dir/audit"
 enabled = $([[ ${BEHAVIOUR:-on} == off ]] && echo false || echo true)
 store = "memory"
 
+[api]
+store = "memory"
+
 [[listener]]
 name = "api"
 protocol = "http"
 listen = "127.0.0.1:$port"
-api_policy = "$TMP/api-policy"
+api_policy = "$TMP/api-policy-$scan"
 
 [[listener.upstream]]
 prefix = "/api/"
@@ -385,7 +403,7 @@ api_key_header = "x-api-key"
 keys_file = "$TMP/keys.toml"
 
 [listener.http]
-scan = "$scan"
+scan = "$([[ $scan == off ]] && echo off || echo full)"
 EOF
 }
 
@@ -448,6 +466,17 @@ check_targets() {
 import json, os, sys
 want, got, t = sys.argv[1:4]
 a, b = json.load(open(want, encoding="utf-8")), json.load(open(got, encoding="utf-8"))
+if t == "danxia-mask":
+    # The same records, addresses removed, identity numbers and phones masked.
+    ra = a["items"] if isinstance(a, dict) else a
+    rb = b["items"] if isinstance(b, dict) else b
+    ok = len(ra) == len(rb) and all(
+        "address" not in y and y["name"] == x["name"] and y["id_number"] != x["id_number"]
+        and y["id_number"][:6] == x["id_number"][:6] and "*" in y["phone"]
+        for x, y in zip(ra, rb))
+    if not ok:
+        sys.exit(f"{t}: {os.path.basename(got)} is not the file's records, masked")
+    sys.exit(0)
 if a != b:
     sys.exit(f"{t}: {os.path.basename(got)} is not the file's JSON")
 if os.path.getsize(want) != os.path.getsize(got):
@@ -525,7 +554,7 @@ for line in open(runs_tsv):
                      other=max(0.0, ((b1 - b0) - (o1 - o0)) / clk / wall) if wall > 0 else None))
 med = statistics.median
 sizes = [s for s in ("small", "large") if any(r["size"] == s for r in runs)]
-targets = [t for t in ("direct", "nginx-proxy", "danxia-off", "danxia-full") if any(r["target"] == t for r in runs)]
+targets = [t for t in ("direct", "nginx-proxy", "danxia-off", "danxia-full", "danxia-mask") if any(r["target"] == t for r in runs)]
 
 def ratios(size, t, ref):
     out = []
@@ -584,7 +613,7 @@ if others and max(others) > 0.25:
 print()
 print("== summary (req/s ratios, median of per-round ratios)")
 for size in sizes:
-    for t in ("danxia-off", "danxia-full"):
+    for t in ("danxia-off", "danxia-full", "danxia-mask"):
         r = results.get(f"{size}/{t}")
         if r is None:
             print(f"  {size:<6} {t + ' / nginx-proxy':<26} NOT RUN")
@@ -673,10 +702,10 @@ main() {
     start_proxy
     TARGETS=(direct nginx-proxy)
     if [[ $WITH_DANXIA -eq 1 ]]; then
-        write_api_policy "$TMP/api-policy"
         write_keys "$TMP/keys.toml"
         local s
         for s in $SCANS; do
+            write_api_policy "$TMP/api-policy-$s" "$s"
             start_danxia "$s"
             TARGETS+=("danxia-$s")
         done

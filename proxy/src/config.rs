@@ -616,6 +616,61 @@ backend = "127.0.0.1:5432"
         assert_eq!(c.admin.listen.port(), 9898);
     }
 
+    /// The shipped file's commented `api` listener, uncommented, is valid.
+    #[test]
+    fn shipped_http_example_is_valid_once_uncommented() {
+        let text = include_str!("../../danxia.toml");
+        let start = text
+            .find("# [[listener]]\n# name = \"api\"")
+            .expect("api example");
+        let end = start + text[start..].find("\n\n# Quotas").expect("end of example");
+        let block: String = text[start..end]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .map(|l| if l.starts_with('#') { "" } else { l })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let text = format!("{}{block}{}", &text[..start], &text[end..]);
+        let c = parse(&text).expect("the uncommented http example must be valid");
+        let api = c
+            .listeners
+            .iter()
+            .find(|l| l.protocol == Protocol::Http)
+            .expect("http listener");
+        assert_eq!(api.listen.port(), 8443);
+        assert_eq!(api.upstream.len(), 1);
+        assert_eq!(
+            api.auth.as_ref().and_then(|a| a.keys_file.clone()),
+            Some(PathBuf::from("var/api-keys.toml"))
+        );
+    }
+
+    #[test]
+    fn http_listener_needs_policy_upstream_and_auth() {
+        let base = "[[listener]]\nname = \"api\"\nprotocol = \"http\"\nlisten = \"127.0.0.1:1\"\n";
+        let e = parse(base).unwrap_err();
+        assert!(e.contains("api_policy"), "{e}");
+        let with_policy = format!("{base}api_policy = \"p\"\n");
+        let e = parse(&with_policy).unwrap_err();
+        assert!(e.contains("listener.upstream"), "{e}");
+        let with_up = format!("{with_policy}[[listener.upstream]]\nprefix = \"/api/\"\nurl = \"http://127.0.0.1:2\"\n");
+        let e = parse(&with_up).unwrap_err();
+        assert!(e.contains("auth"), "{e}");
+        let ok = format!("{with_up}[listener.auth]\nkeys_file = \"k.toml\"\n");
+        parse(&ok).expect("complete http listener");
+        let bad_url = ok.replace("http://127.0.0.1:2", "ftp://x");
+        assert!(parse(&bad_url).unwrap_err().contains("http://"));
+        let https = ok.replace("http://127.0.0.1:2", "https://x:1");
+        assert!(parse(&https).unwrap_err().contains("TLS"));
+        let with_backend = ok.replace(
+            "protocol = \"http\"",
+            "protocol = \"http\"\nbackend = \"x:1\"",
+        );
+        assert!(parse(&with_backend).unwrap_err().contains("backend"));
+        let pg_with_upstream = "[[listener]]\nname = \"pg\"\nprotocol = \"postgres\"\nlisten = \"127.0.0.1:1\"\nbackend = \"x:1\"\n[[listener.upstream]]\nprefix = \"/\"\nurl = \"http://x:1\"\n";
+        assert!(parse(pg_with_upstream).unwrap_err().contains("http"));
+    }
+
     #[test]
     fn deny_error_code_is_for_mysql_listeners_only() {
         let pg = "[[listener]]\nname = \"a\"\nprotocol = \"postgres\"\nlisten = \"127.0.0.1:1\"\nbackend = \"x:1\"\ndeny_error_code = 1142\n";

@@ -1434,3 +1434,43 @@ fn enumeration_alert() {
         "{alert}"
     );
 }
+
+#[test]
+fn rate_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = pack_copy(
+        dir.path(),
+        |id, t| {
+            if id == "dept-health" {
+                set_quota(t, "requests_per_second", 3);
+            }
+        },
+        &[],
+    );
+    let api = Api::start(Setup {
+        policy: Some(policy),
+        ..Setup::default()
+    });
+    // A burst of ten: the bucket holds three, refilling at three per second;
+    // curl takes well under a second for ten loopback requests.
+    let mut statuses = Vec::new();
+    let t = Instant::now();
+    for i in 1..=10 {
+        statuses.push(api.get("dept-health", &format!("/api/v1/persons/{i}"), &[]));
+    }
+    let took = t.elapsed().as_secs_f64();
+    let ok = statuses.iter().filter(|o| o.status == 200).count();
+    let limited: Vec<_> = statuses.iter().filter(|o| o.status == 429).collect();
+    // At most the burst plus what refilled meanwhile.
+    assert!(
+        ok >= 3 && (ok as f64) <= 3.0 + 3.0 * took + 1.0,
+        "{ok} admitted in {took:.2} s"
+    );
+    assert_eq!(ok + limited.len(), 10);
+    let first = limited.first().expect("some requests are rate limited");
+    assert_problem(first, 429, "api.rate");
+    assert!(first.header("retry-after").is_some());
+    // After a second the bucket has refilled.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(api.get("dept-health", "/api/v1/persons/1", &[]).status, 200);
+}

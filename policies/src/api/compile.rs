@@ -47,7 +47,8 @@ const CALLER_KEYS: [&str; 9] = [
     "block_anomaly",
     "grant",
 ];
-const QUOTA_KEYS: [&str; 4] = [
+const QUOTA_KEYS: [&str; 5] = [
+    "requests_per_second",
     "requests_per_minute",
     "requests_per_day",
     "records_per_minute",
@@ -683,6 +684,7 @@ fn read_caller(
         match item.as_table_like() {
             Some(q) => {
                 r.unknown_keys(q, &QUOTA_KEYS);
+                quota.requests_per_second = read_count(r, q, "requests_per_second", "quota");
                 quota.requests_per_minute = read_count(r, q, "requests_per_minute", "quota");
                 quota.requests_per_day = read_count(r, q, "requests_per_day", "quota");
                 quota.records_per_minute = read_count(r, q, "records_per_minute", "quota");

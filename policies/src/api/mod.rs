@@ -130,6 +130,9 @@ impl Default for ApiSettings {
 /// Per-caller limits the proxy counts (absent = unlimited).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Quota {
+    /// A rate limit (token bucket, burst of one second's worth), kept by
+    /// each danxia instance on its own.
+    pub requests_per_second: Option<u64>,
     pub requests_per_minute: Option<u64>,
     pub requests_per_day: Option<u64>,
     pub records_per_minute: Option<u64>,

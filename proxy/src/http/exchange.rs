@@ -22,6 +22,8 @@ use super::HttpCtx;
 #[derive(Debug, Clone, Default)]
 pub struct CallerLimits {
     pub quota: Option<super::state::Quota>,
+    /// `quota.requests_per_second` (a local rate limit).
+    pub rate: Option<u64>,
     pub anomaly: Option<f64>,
     pub block_anomaly: Option<f64>,
 }
@@ -160,6 +162,8 @@ impl Exchange {
         }
         if let Some(t) = self.limits.block_anomaly {
             if a.score >= t {
+                counter!("danxia_behaviour_anomalies_total", "rule" => "api.block-anomaly")
+                    .increment(1);
                 let top = a
                     .evidence
                     .first()

@@ -14,6 +14,7 @@ pub mod exchange;
 pub mod inspect;
 pub mod metrics;
 pub mod problem;
+pub mod rate;
 pub mod runtime;
 pub mod service;
 pub mod state;
@@ -52,6 +53,7 @@ pub struct HttpCtx {
     pub pipeline: PipelineConfig,
     pub metrics: metrics::HttpMetrics,
     pub tz: jiff::tz::TimeZone,
+    pub rates: rate::RateLimiter,
     credential_headers: Vec<HeaderName>,
     key_query: String,
 }
@@ -114,6 +116,7 @@ impl HttpCtx {
             settings,
             pipeline,
             tz,
+            rates: rate::RateLimiter::default(),
             credential_headers,
         })
     }

@@ -325,6 +325,7 @@ async fn decide_and_forward(
     if let Some(c) = c {
         x.limits = CallerLimits {
             quota: super::quota_of(c),
+            rate: c.quota.requests_per_second,
             anomaly: c.anomaly,
             block_anomaly: c.block_anomaly,
         };
@@ -349,7 +350,24 @@ async fn decide_and_forward(
     };
     x.ev.rule = Some(Arc::from(&*grant.id));
     x.ev.verdict = Some("allowed");
-    // 5. Quotas.
+    // 5. Rate limit, then quotas.
+    if let Some(per_second) = x.limits.rate {
+        if let Err(wait) = hx.rates.take(&caller.id, per_second, Instant::now()) {
+            let detail = format!(
+                "caller {} exceeds its rate of {per_second} requests per second",
+                caller.id
+            );
+            return refuse(
+                x,
+                StatusCode::TOO_MANY_REQUESTS,
+                "api.rate",
+                "Rate limit exceeded",
+                detail,
+                &[(header::RETRY_AFTER, wait.to_string())],
+            )
+            .await;
+        }
+    }
     if let Some(q) = &x.limits.quota {
         if let Err(e) = hx.state.admit(&caller.id, q, now, hx.utc_offset(now)) {
             let rule = format!("api.quota.{}", e.which);
