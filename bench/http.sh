@@ -45,7 +45,8 @@ ROUNDS=3         # interleaved rounds
 CONNECTIONS=32   # wrk -c
 THREADS=2        # wrk -t
 WARMUP=1         # seconds of warm-up per target and file
-NGINX_WORKERS=1  # worker_processes of both nginx instances ("auto": one per CPU)
+NGINX_WORKERS=1  # worker_processes of both nginx instances ("auto": one per CPU);
+                 # danxia gets the same: runtime.worker_threads = N (auto: 0, one per CPU)
 SEED=42          # generator seed of the static files
 BUILD=1
 KEEP=0
@@ -365,6 +366,7 @@ write_keys() {
 id = "bench"
 caller = "bench"
 sha256 = "$sha"
+created = "2026-01-01T00:00:00Z"
 EOF
 }
 
@@ -376,6 +378,10 @@ write_danxia_config() {
     cat >"$file" <<EOF
 [admin]
 listen = "127.0.0.1:$admin"
+
+[runtime]
+# As many threads as nginx has workers (--nginx-workers).
+worker_threads = $([[ $NGINX_WORKERS == auto ]] && echo 0 || echo "$NGINX_WORKERS")
 
 [audit]
 dir = "$dir/audit"

@@ -998,8 +998,8 @@ impl Rewriter {
         };
         if !self.skip {
             // Validated above: the token is ASCII.
-            let text =
-                std::str::from_utf8(raw).map_err(|_| JsonError::InvalidUtf8 { offset: at })?;
+            let text = simdutf8::basic::from_utf8(raw)
+                .map_err(|_| JsonError::InvalidUtf8 { offset: at })?;
             let path = Path {
                 segs: &self.segs,
                 keys: &self.keys,
@@ -1149,7 +1149,8 @@ fn decode_string<'a>(
             expected: "no raw control characters inside a string",
         });
     }
-    let s = std::str::from_utf8(content).map_err(|_| JsonError::InvalidUtf8 { offset: at })?;
+    let s =
+        simdutf8::basic::from_utf8(content).map_err(|_| JsonError::InvalidUtf8 { offset: at })?;
     if !flags.escape {
         return Ok(s);
     }

@@ -64,6 +64,26 @@ struct Inspector {
     /// Without a grant: whether the document's root is an array (its
     /// elements are the records) or an object (one record).
     root_array: Option<bool>,
+    /// Automaton states whose masked / removed path is already listed
+    /// (building the path text once per state, not once per value).
+    noted_masked: Vec<(u32, Box<str>)>,
+    noted_removed: Vec<(u32, Box<str>)>,
+}
+
+/// Whether (state, last key of `path`) is new to `noted`; records it.
+fn first_time(noted: &mut Vec<(u32, Box<str>)>, state: u32, path: &Path<'_>) -> bool {
+    if noted.len() >= MAX_LISTED_PATHS {
+        return false;
+    }
+    let key = match path.last() {
+        Some(Seg::Key(k)) => k,
+        _ => "[*]",
+    };
+    if noted.iter().any(|(s, k)| *s == state && &**k == key) {
+        return false;
+    }
+    noted.push((state, Box::from(key)));
+    true
 }
 
 impl Inspector {
@@ -96,19 +116,30 @@ impl Inspector {
             list.push(s);
         }
     }
+}
 
-    fn mask_text(&mut self, spec: &MaskRef, text: &str, path: &Path<'_>) -> Vec<u8> {
-        self.found.masked += 1;
-        self.scanner
-            .scan(text.as_bytes(), &mut self.found.masked_counts);
-        Self::note(&mut self.found.masked_paths, path);
-        let mut out = Vec::with_capacity(text.len() + 2);
-        match spec.strategy.apply(text.as_bytes()) {
-            Masked::Value(v) => write_json_string(&mut out, &String::from_utf8_lossy(&v)),
-            Masked::Null => out.extend_from_slice(b"null"),
-        }
-        out
+/// Masks one value: counts it (and the personal data it held), lists its
+/// path once per automaton state, and returns the replacement JSON.
+fn mask_value(
+    found: &mut Findings,
+    noted: &mut Vec<(u32, Box<str>)>,
+    scanner: &Scanner,
+    state: u32,
+    spec: &MaskRef,
+    text: &str,
+    path: &Path<'_>,
+) -> Vec<u8> {
+    found.masked += 1;
+    scanner.scan(text.as_bytes(), &mut found.masked_counts);
+    if first_time(noted, state, path) {
+        Inspector::note(&mut found.masked_paths, path);
     }
+    let mut out = Vec::with_capacity(text.len() + 2);
+    match spec.strategy.apply(text.as_bytes()) {
+        Masked::Value(v) => write_json_string(&mut out, &String::from_utf8_lossy(&v)),
+        Masked::Null => out.extend_from_slice(b"null"),
+    }
+    out
 }
 
 impl Inspector {
@@ -147,7 +178,9 @@ impl Visitor for Inspector {
             FieldAction::KeepIfContainer => Action::KeepIfContainer,
             FieldAction::Remove => {
                 self.found.removed += 1;
-                Self::note(&mut self.found.removed_paths, path);
+                if first_time(&mut self.noted_removed, parent, path) {
+                    Self::note(&mut self.found.removed_paths, path);
+                }
                 Action::Remove
             }
         };
@@ -182,10 +215,18 @@ impl Visitor for Inspector {
         text: &str,
         path: &Path<'_>,
     ) -> Option<Vec<u8>> {
-        if let Some(g) = self.grant.clone() {
+        if let Some(g) = &self.grant {
             let n = g.fields.node(state);
             if let Some(m) = n.mask {
-                return Some(self.mask_text(m, text, path));
+                return Some(mask_value(
+                    &mut self.found,
+                    &mut self.noted_masked,
+                    &self.scanner,
+                    state,
+                    m,
+                    text,
+                    path,
+                ));
             }
             if n.action != FieldAction::Keep && !n.allowed && !n.outside {
                 // An out-of-scope array element (elements are never
@@ -203,8 +244,15 @@ impl Visitor for Inspector {
             sc.scan(text.as_bytes(), &mut c);
             if !c.is_empty() {
                 if let Some((_, m)) = masks.iter().find(|(k, _)| c.get(*k) > 0) {
-                    let m = m.clone();
-                    return Some(self.mask_text(&m, text, path));
+                    return Some(mask_value(
+                        &mut self.found,
+                        &mut self.noted_masked,
+                        &self.scanner,
+                        u32::MAX,
+                        m,
+                        text,
+                        path,
+                    ));
                 }
             }
         }
@@ -268,6 +316,8 @@ impl Pipeline {
                 tag_masks,
                 found: Findings::default(),
                 root_array: None,
+                noted_masked: Vec::new(),
+                noted_removed: Vec::new(),
             },
             output: if restricts {
                 Output::Rewritten

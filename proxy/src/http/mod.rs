@@ -250,6 +250,7 @@ async fn serve_connection(
             database: None,
             application: None,
         },
+        who: std::sync::Mutex::new(None),
     });
     let svc = {
         let hx = hx.clone();

@@ -37,6 +37,28 @@ const MAX_AUDITED_TARGET: usize = 4096;
 pub struct Conn {
     pub peer: SocketAddr,
     pub ident: SessionIdentity,
+    /// The behaviour identity of the connection's last caller (one
+    /// connection nearly always carries one caller: built once, not per
+    /// request).
+    pub who: std::sync::Mutex<Option<Arc<crate::behaviour::who::Who>>>,
+}
+
+impl Conn {
+    fn who(
+        &self,
+        b: &crate::behaviour::Behaviour,
+        caller: &str,
+    ) -> Arc<crate::behaviour::who::Who> {
+        let mut w = self.who.lock().unwrap_or_else(|p| p.into_inner());
+        match &*w {
+            Some(x) if &*x.user == caller => x.clone(),
+            _ => {
+                let x = Arc::new(b.who(caller, "api", Some(self.peer.ip())));
+                *w = Some(x.clone());
+                x
+            }
+        }
+    }
 }
 
 fn full(b: Bytes) -> RespBody {
@@ -253,7 +275,7 @@ async fn decide_and_forward(
     x.ev.policy_version = Some(policy.version());
     // The behaviour identity: caller × "api" × client network.
     if let Some(b) = &hx.lx.behaviour {
-        let who = Arc::new(b.who(&caller.id, "api", Some(conn.peer.ip())));
+        let who = conn.who(b, &caller.id);
         x.observed = Some(Observed {
             who,
             fingerprint: fingerprint(method.as_str(), "(unrouted)"),
