@@ -93,6 +93,13 @@ pub fn check(
             opts.dir.display(),
             diags.len() - errors
         );
+        if crate::cli_api::looks_like_api_policy(&opts.dir) {
+            println!(
+                "danxia check: {} looks like an API scope policy ([[route]], [[caller]]): check it with `danxia check --api {}`",
+                opts.dir.display(),
+                opts.dir.display()
+            );
+        }
         return ExitCode::FAILURE;
     }
     match Policy::load(&opts) {

@@ -247,6 +247,112 @@ pub fn caller(cmd: CallerCmd, config: &Path) -> ExitCode {
     }
 }
 
+/// Whether a policy directory holds API scope files (`[[route]]` or
+/// `[[caller]]` tables) rather than SQL rules, so `danxia check DIR` can
+/// point to `--api`.
+pub fn looks_like_api_policy(dir: &Path) -> bool {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    rd.filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .any(|t| {
+            t.lines().any(|l| {
+                let l = l.trim();
+                l == "[[route]]" || l == "[[caller]]"
+            })
+        })
+}
+
+/// `danxia api explain`: which route, grant and rule decide a request of
+/// `caller`, and why, without sending it.
+pub fn explain(
+    dir: Option<PathBuf>,
+    config: &Path,
+    caller: &str,
+    method: &str,
+    target: &str,
+    body_len: Option<u64>,
+    at_minute: Option<u16>,
+) -> ExitCode {
+    let dir = match dir {
+        Some(d) => d,
+        None => {
+            let mut cfg: Config = match load(config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("danxia api explain: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            cfg.resolve_paths(&std::env::current_dir().unwrap_or_default());
+            match cfg
+                .listeners
+                .iter()
+                .filter(|l| l.protocol == Protocol::Http)
+                .find_map(|l| l.api_policy.clone())
+            {
+                Some(d) => d,
+                None => {
+                    eprintln!(
+                        "danxia api explain: {} has no http listener with api_policy; pass --policy DIR",
+                        config.display()
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let opts = danxia_policies::api::ApiLoadOptions {
+        dir: dir.clone(),
+        mask_key: Some(std::sync::Arc::from(
+            &b"danxia explain: stand-in masking key"[..],
+        )),
+    };
+    let policy = match danxia_policies::api::ApiPolicy::load(&opts) {
+        Ok(p) => p,
+        Err(d) => {
+            eprintln!(
+                "danxia api explain: the API policy in {} does not load:\n{d}",
+                dir.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    let pairs = crate::http::service::query_pairs(query);
+    let names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+    let minute = at_minute.unwrap_or_else(|| {
+        let now = crate::http::unix_now();
+        let tz = jiff::tz::TimeZone::system();
+        let off = jiff::Timestamp::from_second(now as i64)
+            .map(|t| tz.to_offset(t).seconds())
+            .unwrap_or(0);
+        ((now as i64 + i64::from(off)).rem_euclid(86_400) / 60) as u16
+    });
+    let method = method.to_ascii_uppercase();
+    for line in policy.explain(caller, &method, path, &names, body_len, minute) {
+        println!("{line}");
+    }
+    let allowed = policy
+        .route(&method, path)
+        .map(|m| {
+            policy
+                .authorise(caller, &m, &names, body_len, minute)
+                .is_allowed()
+        })
+        .unwrap_or(policy.settings().unknown_route == danxia_policies::api::UnknownRoute::Allow);
+    if allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 /// `danxia check --api DIR`: validates an API scope policy directory.
 pub fn check_api(dir: &Path) -> ExitCode {
     let opts = danxia_policies::api::ApiLoadOptions {

@@ -156,6 +156,28 @@ enum ApiCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Show which route, grant and rule decide a caller's request, and
+    /// why (exit 0 allowed, 1 refused), without sending it.
+    Explain {
+        /// The caller id (as authentication yields it).
+        #[arg(long)]
+        caller: String,
+        /// The method, e.g. GET.
+        method: String,
+        /// The request target: path and query, e.g. "/api/v1/persons?page=1".
+        target: String,
+        /// Request body size in bytes.
+        #[arg(long)]
+        body: Option<u64>,
+        /// Local time of day as minutes after midnight (default: now).
+        #[arg(long)]
+        minute: Option<u16>,
+        /// API policy directory (default: the configuration's http listener's api_policy).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
+    },
     /// API keys: `add CALLER` prints a new key once and stores its hash.
     Key {
         #[command(subcommand)]
@@ -314,6 +336,15 @@ fn main() -> ExitCode {
                     }
                 },
                 ApiCommand::Callers { config } => cli_api::caller(CallerCmd::List, &config),
+                ApiCommand::Explain {
+                    caller,
+                    method,
+                    target,
+                    body,
+                    minute,
+                    policy,
+                    config,
+                } => cli_api::explain(policy, &config, &caller, &method, &target, body, minute),
                 ApiCommand::Suspend {
                     caller,
                     reason,
