@@ -13,12 +13,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc rather than glibc malloc: sessions and API requests make many
-/// small short-lived allocations (events, buffers, futures); measured with
-/// bench/http.sh and bench/pg.sh (docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "danxia",
