@@ -66,6 +66,8 @@ struct Setup {
     buffer_bytes: u64,
     /// Extra keys of `[behaviour]` (after `enabled` and `store`).
     behaviour: String,
+    /// Extra keys of `[listener.http]` (after `buffer_bytes`).
+    http: String,
 }
 
 impl Default for Setup {
@@ -74,6 +76,7 @@ impl Default for Setup {
             policy: None,
             buffer_bytes: 65536,
             behaviour: String::new(),
+            http: String::new(),
         }
     }
 }
@@ -282,7 +285,7 @@ impl Api {
              [[listener.upstream]]\nprefix = \"/api/\"\nurl = \"{upstream}\"\n\
              [listener.auth]\napi_key_header = \"x-api-key\"\napi_key_query = \"api_key\"\n\
              keys_file = {keys}\njwks_file = {jwks}\njwt_audience = \"{AUDIENCE}\"\n\
-             [listener.http]\nbuffer_bytes = {buffer}\n\n\
+             [listener.http]\nbuffer_bytes = {buffer}\n{http}\n\n\
              [api]\nstore = \"disk\"\ndir = {state}\ntimezone = \"{tz}\"\n\n\
              [behaviour]\nenabled = true\nstore = \"memory\"\n{behaviour}\n",
             policy = s(&policy),
@@ -293,6 +296,7 @@ impl Api {
             state = s(&tmp.path().join("api")),
             tz = daytime_zone(),
             behaviour = setup.behaviour,
+            http = setup.http,
         );
         let d = Danxia::start_with(Options {
             extra_toml,
@@ -1472,5 +1476,106 @@ fn rate_limit() {
     assert!(first.header("retry-after").is_some());
     // After a second the bucket has refilled.
     std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(api.get("dept-health", "/api/v1/persons/1", &[]).status, 200);
+}
+
+/// Sends `bytes` on a new connection to danxia's api listener and reads
+/// until danxia closes it or `wait` passes: (what came back, closed).
+fn raw_exchange(port: u16, bytes: &[u8], wait: Duration) -> (String, bool) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(wait)).expect("timeout");
+    let _ = s.write_all(bytes);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    (String::from_utf8_lossy(&got).into_owned(), closed)
+}
+
+#[test]
+fn hostile_clients_get_bounded_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = pack_copy(
+        dir.path(),
+        |_, _| {},
+        &[("15-test-routes.toml", TEST_ROUTES)],
+    );
+    let api = Api::start(Setup {
+        policy: Some(policy),
+        http: "header_timeout = \"1s\"".into(),
+        ..Setup::default()
+    });
+    let key = api.key("dept-audit").to_string();
+    // Oversized request headers: refused with 431, not buffered.
+    let big = format!(
+        "GET /api/v1/stats HTTP/1.1\r\nHost: x\r\nx-api-key: {key}\r\nx-pad: {}\r\n\r\n",
+        "a".repeat(200 * 1024)
+    );
+    let (got, _) = raw_exchange(api.port, big.as_bytes(), Duration::from_secs(5));
+    assert!(
+        got.starts_with("HTTP/1.1 431"),
+        "oversized headers: {got:?}"
+    );
+    // Garbage instead of a request line: 400 and the connection closed.
+    let (got, closed) = raw_exchange(
+        api.port,
+        b"\x00\x01\x02 not http\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(
+        got.starts_with("HTTP/1.1 400") || got.is_empty(),
+        "garbage: {got:?}"
+    );
+    assert!(closed, "garbage: the connection must be closed");
+    // A client that never finishes its headers is cut after header_timeout.
+    let t = Instant::now();
+    let (_, closed) = raw_exchange(
+        api.port,
+        b"GET /api/v1/stats HTTP/1.1\r\nHost: x\r\n",
+        Duration::from_secs(6),
+    );
+    assert!(closed, "a half-sent request must be closed by danxia");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "closed after {:?}",
+        t.elapsed()
+    );
+    // The upstream dies in the middle of its body: 502, audited.
+    let out = api.get("dept-audit", "/api/v1/broken?mode=cut", &[]);
+    assert_problem(&out, 502, "api.upstream-aborted");
+    let ev = api.event_for("dept-audit", "/api/v1/broken?mode=cut");
+    assert_eq!(ev["outcome"], "refused", "{ev}");
+    // The client goes away in the middle of a large streamed response: the
+    // exchange is audited as aborted, with what was counted so far.
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", api.port)).expect("connect");
+        write!(
+            s,
+            "GET /api/v1/huge?mb=64 HTTP/1.1\r\nHost: x\r\nx-api-key: {key}\r\n\r\n"
+        )
+        .expect("send");
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut n = 0;
+        while n < buf.len() {
+            match s.read(&mut buf[n..]) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k,
+            }
+        }
+        assert!(n > 1024, "some of the body arrived ({n} bytes)");
+    }
+    let ev =
+        api.request_event(|e| e["statement"] == "/api/v1/huge?mb=64" && e["outcome"] == "aborted");
+    assert_eq!(ev["caller"], "dept-audit", "{ev}");
+    assert_eq!(ev["rule"], "api.client-gone", "{ev}");
+    // None of this hurt the next caller.
     assert_eq!(api.get("dept-health", "/api/v1/persons/1", &[]).status, 200);
 }

@@ -1059,18 +1059,60 @@ static STR_CLASS: [u8; 256] = {
     t
 };
 
+/// Every byte lane set: `LANES * b` repeats `b` in each of 8 bytes.
+const LANES: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `w` that is `"`, `\\` or a control
+/// character (< 0x20). Exact for the lowest such byte; a borrow can also
+/// flag a byte above a flagged one, never one of a word without any, so a
+/// word that flags nothing holds only plain or non-ASCII bytes.
+#[inline]
+fn special_bytes(w: u64) -> u64 {
+    let q = w ^ (LANES * 0x22);
+    let b = w ^ (LANES * 0x5c);
+    let quote = q.wrapping_sub(LANES) & !q;
+    let backslash = b.wrapping_sub(LANES) & !b;
+    let control = w.wrapping_sub(LANES * 0x20) & !w;
+    (quote | backslash | control) & HIGH_BITS
+}
+
 /// Finds the closing quote of a string whose body starts at `buf[from]`.
 /// `Ok(index after the quote)`, or `Err(escape_open)` when the buffer ends
-/// first (`escape_open`: it ended right after a backslash). A table-driven
-/// loop rather than `memchr`: API strings are mostly short, where the call
-/// costs more than the scan, and the same pass classifies the bytes.
+/// first (`escape_open`: it ended right after a backslash). Eight bytes at
+/// a time while a word holds nothing special (Chinese text included: its
+/// bytes are all non-ASCII), then a table-driven loop to the special byte.
+/// Not `memchr`: API strings are mostly short, where the call costs more
+/// than the scan, and this pass classifies the bytes too.
 #[inline]
 fn scan_string(buf: &[u8], from: usize, flags: &mut StrFlags) -> Result<usize, bool> {
     let len = buf.len();
     let mut i = from;
     loop {
-        while i < len && STR_CLASS[usize::from(buf[i])] == PLAIN {
-            i += 1;
+        let mut high = 0u64;
+        while let Some(word) = buf.get(i..i + 8) {
+            let Ok(bytes) = <[u8; 8]>::try_from(word) else {
+                break;
+            };
+            let w = u64::from_le_bytes(bytes);
+            if special_bytes(w) != 0 {
+                break;
+            }
+            high |= w;
+            i += 8;
+        }
+        if high & HIGH_BITS != 0 {
+            flags.non_ascii = true;
+        }
+        while i < len {
+            match STR_CLASS[usize::from(buf[i])] {
+                PLAIN => i += 1,
+                NON_ASCII => {
+                    flags.non_ascii = true;
+                    i += 1;
+                }
+                _ => break,
+            }
         }
         if i >= len {
             return Err(false);
@@ -1084,12 +1126,8 @@ fn scan_string(buf: &[u8], from: usize, flags: &mut StrFlags) -> Result<usize, b
                 }
                 i += 2;
             }
-            CONTROL => {
-                flags.control = true;
-                i += 1;
-            }
             _ => {
-                flags.non_ascii = true;
+                flags.control = true;
                 i += 1;
             }
         }

@@ -521,3 +521,26 @@ fn json_throughput() {
     drop(v);
     let _ = rewrite(b"1", Limits::default(), &mut KeepAll);
 }
+
+/// One keep-all pass over the file named by `DANXIA_JSON_FILE`, in 16 KiB
+/// chunks: a fixed workload for `valgrind --tool=callgrind`, whose
+/// instruction counts repeat on a noisy machine where timings do not:
+/// `DANXIA_JSON_FILE=large.json valgrind --tool=callgrind <test binary>
+/// json_file_pass --ignored --exact`.
+#[test]
+#[ignore = "measurement: needs DANXIA_JSON_FILE"]
+fn json_file_pass() {
+    let Ok(path) = std::env::var("DANXIA_JSON_FILE") else {
+        return;
+    };
+    let body = std::fs::read(&path).expect("DANXIA_JSON_FILE readable");
+    let mut rw = Rewriter::new(Limits::default());
+    let mut out = Vec::new();
+    for chunk in body.chunks(16 * 1024) {
+        out.clear();
+        rw.feed(chunk, &mut out, &mut KeepAll).expect("valid JSON");
+    }
+    out.clear();
+    rw.finish(&mut out, &mut KeepAll).expect("complete JSON");
+    println!("{} bytes", body.len());
+}
