@@ -68,6 +68,8 @@ struct Setup {
     behaviour: String,
     /// Extra keys of `[listener.http]` (after `buffer_bytes`).
     http: String,
+    /// `[api]` store lines; empty: a disk store in the test's directory.
+    api_store: String,
 }
 
 impl Default for Setup {
@@ -77,6 +79,7 @@ impl Default for Setup {
             buffer_bytes: 65536,
             behaviour: String::new(),
             http: String::new(),
+            api_store: String::new(),
         }
     }
 }
@@ -286,14 +289,18 @@ impl Api {
              [listener.auth]\napi_key_header = \"x-api-key\"\napi_key_query = \"api_key\"\n\
              keys_file = {keys}\njwks_file = {jwks}\njwt_audience = \"{AUDIENCE}\"\n\
              [listener.http]\nbuffer_bytes = {buffer}\n{http}\n\n\
-             [api]\nstore = \"disk\"\ndir = {state}\ntimezone = \"{tz}\"\n\n\
+             [api]\n{store}\ntimezone = \"{tz}\"\n\n\
              [behaviour]\nenabled = true\nstore = \"memory\"\n{behaviour}\n",
             policy = s(&policy),
             upstream = up.url(),
             keys = s(&keys_file),
             jwks = s(&jwks),
             buffer = setup.buffer_bytes,
-            state = s(&tmp.path().join("api")),
+            store = if setup.api_store.is_empty() {
+                format!("store = \"disk\"\ndir = {}", s(&tmp.path().join("api")))
+            } else {
+                setup.api_store.clone()
+            },
             tz = daytime_zone(),
             behaviour = setup.behaviour,
             http = setup.http,
@@ -1578,4 +1585,106 @@ fn hostile_clients_get_bounded_answers() {
     assert_eq!(ev["rule"], "api.client-gone", "{ev}");
     // None of this hurt the next caller.
     assert_eq!(api.get("dept-health", "/api/v1/persons/1", &[]).status, 200);
+}
+
+/// Two danxia instances sharing caller state through the real Redis: a
+/// suspension on one refuses the caller on the other, and their request
+/// counts add up against one quota.
+#[test]
+fn redis_shares_quotas_and_suspensions_between_instances() {
+    let prefix = format!(
+        "danxia-e2e-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = pack_copy(
+        dir.path(),
+        |id, t| {
+            if id == "dept-health" {
+                set_quota(t, "requests_per_minute", 6);
+            }
+        },
+        &[],
+    );
+    let setup = || {
+        Setup {
+        policy: Some(policy.clone()),
+        api_store: format!(
+            "store = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/\"\nredis_prefix = \"{prefix}\"\nsync_interval = \"200ms\""
+        ),
+        ..Setup::default()
+    }
+    };
+    let a = Api::start(setup());
+    let b = Api::start(setup());
+    // Stay inside one minute window.
+    let second = unix_now() % 60;
+    if second >= 45 {
+        std::thread::sleep(Duration::from_secs(61 - second));
+    }
+    for i in 1..=3 {
+        assert_eq!(
+            a.get("dept-health", &format!("/api/v1/persons/{i}"), &[])
+                .status,
+            200
+        );
+        assert_eq!(
+            b.get("dept-health", &format!("/api/v1/persons/{i}"), &[])
+                .status,
+            200
+        );
+    }
+    // Once both have synced, six are used between them.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = a.get("dept-health", "/api/v1/persons/7", &[]);
+        if out.status == 429 {
+            assert_problem(&out, 429, "api.quota.requests_per_minute");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "instance A never saw B's requests: {} {}",
+            out.status,
+            out.text()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // A suspension made on A reaches B.
+    let o = a.cli(&["api", "suspend", "dept-stats", "--reason", "shared test"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = b.get("dept-stats", "/api/v1/stats", &[]);
+        if out.status == 403 {
+            assert_problem(&out, 403, "api.suspended");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B never saw the suspension: {}",
+            out.status
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let o = b.cli(&["api", "resume", "dept-stats"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let deadline = Instant::now() + WAIT;
+    while a.get("dept-stats", "/api/v1/stats", &[]).status != 200 {
+        assert!(Instant::now() < deadline, "A never saw the resume");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Clean up what the test wrote to Redis.
+    let _ = Command::new("redis-cli")
+        .args(["--scan", "--pattern", &format!("{prefix}:*")])
+        .output()
+        .map(|o| {
+            for k in String::from_utf8_lossy(&o.stdout).lines() {
+                let _ = Command::new("redis-cli").args(["del", k]).output();
+            }
+        });
 }
