@@ -324,7 +324,7 @@ pub(crate) fn compile(opts: &LoadOptions) -> (Compiled, Vec<Diagnostic>) {
         .flatten()
         .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
         .collect();
-    for (path, text) in read_dir(&opts.dir, &data_files, &mut diags) {
+    for (path, text) in read_dir(&opts.dir, &data_files, "policy", &mut diags) {
         let src = Source::new(&path, &text);
         if let Some(doc) = parse_document(&src, &text, &mut diags) {
             docs.push((src, doc));
@@ -412,8 +412,14 @@ pub(crate) fn compile(opts: &LoadOptions) -> (Compiled, Vec<Diagnostic>) {
 
 /// `(path, text)` of every `*.toml` file in `dir`, in file-name order,
 /// except the data files (`skip`: the classification and allowlist, should
-/// they be kept in the same directory).
-fn read_dir(dir: &Path, skip: &[PathBuf], diags: &mut Vec<Diagnostic>) -> Vec<(PathBuf, String)> {
+/// they be kept in the same directory). `what` names the policy in errors
+/// (`policy`, `API policy`).
+pub(crate) fn read_dir(
+    dir: &Path,
+    skip: &[PathBuf],
+    what: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<(PathBuf, String)> {
     let mut error = |file: &Path, message: String| {
         diags.push(Diagnostic {
             severity: Severity::Error,
@@ -426,7 +432,7 @@ fn read_dir(dir: &Path, skip: &[PathBuf], diags: &mut Vec<Diagnostic>) -> Vec<(P
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            error(dir, format!("cannot read the policy directory: {e}"));
+            error(dir, format!("cannot read the {what} directory: {e}"));
             return Vec::new();
         }
     };
@@ -442,8 +448,9 @@ fn read_dir(dir: &Path, skip: &[PathBuf], diags: &mut Vec<Diagnostic>) -> Vec<(P
     if paths.is_empty() {
         error(
             dir,
-            "no policy files (*.toml) in the policy directory; refusing to load an empty policy"
-                .into(),
+            format!(
+                "no {what} files (*.toml) in the {what} directory; refusing to load an empty policy"
+            ),
         );
     }
     let mut out = Vec::with_capacity(paths.len());

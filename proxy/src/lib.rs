@@ -18,6 +18,7 @@ pub mod config;
 pub mod discover;
 pub mod enforce;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod listener;
 pub mod metrics;

@@ -214,6 +214,30 @@ fn pack_copy(dir: &Path, edit: impl Fn(&str, &mut toml::Table), extra: &[(&str, 
     out
 }
 
+/// A copy of the shipped pack in `dir` where dept-health has
+/// `quota.<key> = value`.
+fn health_quota_policy(dir: &Path, key: &str, value: i64) -> PathBuf {
+    pack_copy(
+        dir,
+        |id, t| {
+            if id == "dept-health" {
+                set_quota(t, key, value);
+            }
+        },
+        &[],
+    )
+}
+
+/// Waits for the next minute when fewer than `margin` seconds are left in
+/// this one: per-minute counters are fixed windows, and a test must not
+/// straddle their end.
+fn stay_within_one_minute(margin: u64) {
+    let second = unix_now() % 60;
+    if second >= 60 - margin {
+        std::thread::sleep(Duration::from_secs(61 - second));
+    }
+}
+
 /// Sets `caller.quota.<key> = value`.
 fn set_quota(t: &mut toml::Table, key: &str, value: i64) {
     let q = t
@@ -741,25 +765,14 @@ fn wait_status(args: &[&str], status: u16, what: &str) {
 #[test]
 fn quota() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let policy = pack_copy(
-        dir.path(),
-        |id, t| {
-            if id == "dept-health" {
-                set_quota(t, "requests_per_minute", 5);
-            }
-        },
-        &[],
-    );
+    let policy = health_quota_policy(dir.path(), "requests_per_minute", 5);
     let api = Api::start(Setup {
         policy: Some(policy),
         ..Setup::default()
     });
     // Six requests in the same minute (a per-minute counter may be a fixed
     // window: do not straddle its end).
-    let second = unix_now() % 60;
-    if second >= 50 {
-        std::thread::sleep(Duration::from_secs(61 - second));
-    }
+    stay_within_one_minute(10);
     for i in 1..=5 {
         let out = api.get("dept-health", &format!("/api/v1/persons/{i}"), &[]);
         assert_eq!(out.status, 200, "request {i}: {}", out.text());
@@ -1449,15 +1462,7 @@ fn enumeration_alert() {
 #[test]
 fn rate_limit() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let policy = pack_copy(
-        dir.path(),
-        |id, t| {
-            if id == "dept-health" {
-                set_quota(t, "requests_per_second", 3);
-            }
-        },
-        &[],
-    );
+    let policy = health_quota_policy(dir.path(), "requests_per_second", 3);
     let api = Api::start(Setup {
         policy: Some(policy),
         ..Setup::default()
@@ -1601,15 +1606,7 @@ fn redis_shares_quotas_and_suspensions_between_instances() {
             .unwrap_or(0)
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let policy = pack_copy(
-        dir.path(),
-        |id, t| {
-            if id == "dept-health" {
-                set_quota(t, "requests_per_minute", 6);
-            }
-        },
-        &[],
-    );
+    let policy = health_quota_policy(dir.path(), "requests_per_minute", 6);
     let setup = || {
         Setup {
         policy: Some(policy.clone()),
@@ -1622,10 +1619,7 @@ fn redis_shares_quotas_and_suspensions_between_instances() {
     let a = Api::start(setup());
     let b = Api::start(setup());
     // Stay inside one minute window.
-    let second = unix_now() % 60;
-    if second >= 45 {
-        std::thread::sleep(Duration::from_secs(61 - second));
-    }
+    stay_within_one_minute(15);
     for i in 1..=3 {
         assert_eq!(
             a.get("dept-health", &format!("/api/v1/persons/{i}"), &[])

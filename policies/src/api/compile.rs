@@ -90,26 +90,15 @@ fn location(file: &Path, line: Option<usize>) -> Arc<str> {
     }
 }
 
-/// FNV-1a, 64 bits: the version is a content hash, stable across runs.
-fn fnv(h: &mut u64, bytes: &[u8]) {
-    for &b in bytes {
-        *h ^= u64::from(b);
-        *h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-}
-
 pub(crate) fn compile(opts: &ApiLoadOptions) -> (Option<Compiled>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
-    let files = read_dir(&opts.dir, &mut diags);
-    let mut version = 0xcbf2_9ce4_8422_2325u64;
+    let files = crate::compile::read_dir(&opts.dir, &[], "API policy", &mut diags);
+    // The version is a content hash (FNV-1a), stable across runs.
+    let mut version = danxia_detectors::ValueDigest::default();
     let mut docs = Vec::new();
     for (path, text) in &files {
-        if let Some(name) = path.file_name() {
-            fnv(&mut version, name.as_encoded_bytes());
-        }
-        fnv(&mut version, &[0]);
-        fnv(&mut version, text.as_bytes());
-        fnv(&mut version, &[0]);
+        version.push(path.file_name().map_or(&[][..], |n| n.as_encoded_bytes()));
+        version.push(text.as_bytes());
         let src = Source::new(path, text);
         if let Some(doc) = parse_document(&src, text, &mut diags) {
             docs.push((src, doc));
@@ -246,7 +235,7 @@ pub(crate) fn compile(opts: &ApiLoadOptions) -> (Option<Compiled>, Vec<Diagnosti
     let refs: Vec<(&str, &Template)> = routes.iter().map(|r| (&*r.method, &r.template)).collect();
     let router = Router::new(&refs);
     let compiled = Compiled {
-        version,
+        version: version.finish().unwrap_or(0),
         settings,
         routes,
         router,
@@ -254,46 +243,6 @@ pub(crate) fn compile(opts: &ApiLoadOptions) -> (Option<Compiled>, Vec<Diagnosti
         grants,
     };
     (Some(compiled), diags)
-}
-
-/// `(path, text)` of every `*.toml` file in `dir`, in file-name order.
-fn read_dir(dir: &Path, diags: &mut Vec<Diagnostic>) -> Vec<(PathBuf, String)> {
-    let mut error = |file: &Path, message: String| {
-        diags.push(Diagnostic {
-            severity: Severity::Error,
-            file: Some(file.to_path_buf()),
-            line: None,
-            rule_id: None,
-            message,
-        })
-    };
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            error(dir, format!("cannot read the API policy directory: {e}"));
-            return Vec::new();
-        }
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
-        .collect();
-    paths.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-    if paths.is_empty() {
-        error(
-            dir,
-            "no API policy files (*.toml) in the directory; refusing to load an empty policy"
-                .into(),
-        );
-    }
-    let mut out = Vec::with_capacity(paths.len());
-    for p in paths {
-        match std::fs::read_to_string(&p) {
-            Ok(text) => out.push((p, text)),
-            Err(e) => error(&p, format!("cannot read: {e}")),
-        }
-    }
-    out
 }
 
 /// The tables of an array-of-tables key (`[[route]]`), or of an array of

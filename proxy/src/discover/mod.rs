@@ -19,6 +19,7 @@ pub mod dsn;
 mod mysql;
 mod postgres;
 
+pub use crate::files::write_atomically;
 use std::fmt;
 use std::fs;
 use std::io::{IsTerminal, Write};
@@ -269,41 +270,6 @@ fn read_existing(path: &Path) -> Result<Option<String>, DiscoverError> {
             "cannot read the classification file: {e}"
         ))),
     }
-}
-
-/// Replaces `path` with `text` so that a reader sees the old file or the
-/// new one, never a mix: write `FILE.tmp` beside it, fsync, rename over,
-/// fsync the directory. Keeps the old file's permissions.
-pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "--out is not a file name")
-    })?;
-    let mut tmp_name = name.to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let written = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        if let Ok(meta) = fs::metadata(path) {
-            f.set_permissions(meta.permissions())?;
-        }
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    // Makes the rename itself durable; not every platform can open a
-    // directory, and the file is already complete, so this is best effort.
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 /// What the scan found.

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use danxia_policies::api::{ApiLoadOptions, ApiPolicy};
@@ -90,31 +90,7 @@ impl ApiRuntime {
     }
 
     fn stamp(&self) -> Vec<(PathBuf, u64, u128)> {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.opts.dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        paths.sort();
-        paths.extend(self.extra.iter().cloned());
-        paths
-            .into_iter()
-            .map(|p| {
-                let (len, t) = std::fs::metadata(&p)
-                    .map(|m| {
-                        let t = m
-                            .modified()
-                            .ok()
-                            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                            .map_or(0, |d| d.as_nanos());
-                        (m.len(), t)
-                    })
-                    .unwrap_or((u64::MAX, 0));
-                (p, len, t)
-            })
-            .collect()
+        crate::policy::files_stamp(&self.opts.dir, self.extra.iter().cloned())
     }
 
     /// Polls the files every `interval` (0: never) and reloads on change;

@@ -5,7 +5,6 @@
 //! exchange. Owns the order of those checks and the status codes.
 
 use std::convert::Infallible;
-use std::hash::Hasher;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,6 +24,7 @@ use super::inspect::{is_json, InspectError, Pipeline};
 use super::problem::Problem;
 use super::upstream::{forward_headers, request_host, response_headers};
 use super::HttpCtx;
+use danxia_detectors::ValueDigest;
 use danxia_policies::api::Authorisation;
 use danxia_protocols::http::encoding::Coding;
 
@@ -126,56 +126,30 @@ fn audited_target(path: &str, query: Option<&str>, key_param: &str) -> String {
     t
 }
 
-/// FNV-1a: a stable hash (the same across restarts and builds), for the
-/// baseline's fingerprints and value digests.
-struct Fnv(u64);
-impl Fnv {
-    fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
-
+/// The baseline's fingerprint of a request: a stable digest (the same
+/// across restarts and builds) of method and route id.
 fn fingerprint(method: &str, route: &str) -> u64 {
-    let mut h = Fnv::new();
-    h.write(method.as_bytes());
-    h.write(b" ");
-    h.write(route.as_bytes());
-    h.finish()
+    let mut d = ValueDigest::default();
+    d.push(method.as_bytes());
+    d.push(route.as_bytes());
+    d.finish().unwrap_or(0)
 }
 
 /// Digest of the values that pick records: path parameters and query
 /// values (sorted by name), `None` when there are none.
 fn value_digest(params: &[(&str, String)], query: &[(String, String)]) -> Option<u64> {
-    if params.is_empty() && query.is_empty() {
-        return None;
-    }
-    let mut h = Fnv::new();
+    let mut d = ValueDigest::default();
     for (k, v) in params {
-        h.write(k.as_bytes());
-        h.write(b"=");
-        h.write(v.as_bytes());
-        h.write(b"&");
+        d.push(k.as_bytes());
+        d.push(v.as_bytes());
     }
     let mut q: Vec<&(String, String)> = query.iter().collect();
     q.sort();
     for (k, v) in q {
-        h.write(k.as_bytes());
-        h.write(b"=");
-        h.write(v.as_bytes());
-        h.write(b"&");
+        d.push(k.as_bytes());
+        d.push(v.as_bytes());
     }
-    Some(h.finish())
+    d.finish()
 }
 
 /// hyper's service entry: never fails (every failure is an HTTP answer).

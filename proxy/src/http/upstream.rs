@@ -149,20 +149,7 @@ pub fn forward_headers(
     credential_headers: &[HeaderName],
     forward_credentials: bool,
 ) {
-    // Headers named in Connection are hop-by-hop too.
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
-    }
-    for n in HOP_BY_HOP {
-        h.remove(n);
-    }
+    drop_hop_by_hop(h);
     if !forward_credentials {
         h.remove(header::AUTHORIZATION);
         for n in credential_headers {
@@ -191,6 +178,11 @@ pub fn forward_headers(
 
 /// Drops hop-by-hop headers from an upstream response.
 pub fn response_headers(h: &mut HeaderMap) {
+    drop_hop_by_hop(h);
+}
+
+/// Removes the hop-by-hop headers, and those `Connection` names as such.
+fn drop_hop_by_hop(h: &mut HeaderMap) {
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()

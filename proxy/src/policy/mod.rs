@@ -205,35 +205,47 @@ impl PolicyRuntime {
         let Some(o) = &self.opts else {
             return Vec::new();
         };
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(&o.dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        paths.sort();
-        paths.extend(o.classification.iter().cloned());
-        paths.extend(o.allowlist.iter().cloned());
-        paths
-            .into_iter()
-            .map(|p| {
-                let (len, mtime) = std::fs::metadata(&p)
-                    .map(|m| {
-                        let t = m
-                            .modified()
-                            .ok()
-                            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                            .map_or(0, |d| d.as_nanos());
-                        (m.len(), t)
-                    })
-                    .unwrap_or((u64::MAX, 0));
-                (p, len, mtime)
-            })
-            .collect()
+        files_stamp(
+            &o.dir,
+            o.classification.iter().chain(o.allowlist.iter()).cloned(),
+        )
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Names, sizes and modification times of the `*.toml` files in `dir` (in
+/// name order) and of `extra`: any difference means something changed.
+/// Shared by the SQL policy and the API policies' watchers.
+pub fn files_stamp(
+    dir: &std::path::Path,
+    extra: impl Iterator<Item = PathBuf>,
+) -> Vec<(PathBuf, u64, u128)> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    paths.sort();
+    paths.extend(extra);
+    paths
+        .into_iter()
+        .map(|p| {
+            let (len, mtime) = std::fs::metadata(&p)
+                .map(|m| {
+                    let t = m
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_nanos());
+                    (m.len(), t)
+                })
+                .unwrap_or((u64::MAX, 0));
+            (p, len, mtime)
+        })
+        .collect()
 }

@@ -76,7 +76,6 @@ pub(crate) fn read_file(path: &Path) -> Result<Snapshot, StateError> {
 
 /// Writes the snapshot atomically (temporary file, fsync, rename).
 pub(crate) fn write_file(path: &Path, snap: &Snapshot) -> Result<(), StateError> {
-    use std::io::Write;
     let err = |source| StateError::Write {
         path: path.into(),
         source,
@@ -84,18 +83,8 @@ pub(crate) fn write_file(path: &Path, snap: &Snapshot) -> Result<(), StateError>
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    let tmp = path.with_extension("json.tmp");
-    let body = serde_json::to_vec(snap).map_err(|e| err(std::io::Error::other(e)))?;
-    let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.write_all(&body).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    let body = serde_json::to_string(snap).map_err(|e| err(std::io::Error::other(e)))?;
+    crate::files::write_atomically(path, &body).map_err(err)
 }
 
 /// One counter to push (`delta` > 0: INCRBY) or read (GET).
