@@ -20,6 +20,7 @@ pub mod enforce;
 pub mod error;
 pub mod files;
 pub mod http;
+pub mod init;
 pub mod listener;
 pub mod metrics;
 pub mod mysql;

@@ -36,6 +36,43 @@ enum Command {
         #[arg(short, long, default_value = "danxia.toml")]
         config: PathBuf,
     },
+    /// Write a commented starter configuration and a copy of the default
+    /// policy pack into DIR, ready for `danxia check` and `danxia run`.
+    /// Refuses to overwrite files without --force. Exit 0 written, 2 refused.
+    Init {
+        /// Directory for danxia.toml and policies/ (e.g. /etc/danxia).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Directory for the audit log, baselines and allowlist (e.g.
+        /// /var/lib/danxia); default DIR/var.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// PostgreSQL server to protect.
+        #[arg(long, value_name = "HOST:PORT")]
+        postgres: Option<String>,
+        /// Address the PostgreSQL listener binds.
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:6543")]
+        postgres_listen: String,
+        /// MySQL / MariaDB server to protect.
+        #[arg(long, value_name = "HOST:PORT")]
+        mysql: Option<String>,
+        /// Address the MySQL listener binds.
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:3307")]
+        mysql_listen: String,
+        /// Address of the admin endpoint (/metrics, /healthz, sessions).
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9898")]
+        admin_listen: String,
+        /// Policy mode to start in: learn (record, never block), monitor
+        /// (decide and alert, never block) or enforce.
+        #[arg(long, default_value = "learn", value_parser = ["learn", "monitor", "enforce"])]
+        mode: String,
+        /// Time zone of the behaviour baselines' hours.
+        #[arg(long, default_value = "Asia/Shanghai")]
+        timezone: String,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
     /// Behaviour baselines: what danxia has learned of each identity.
     Baseline {
         #[command(subcommand)]
@@ -284,6 +321,34 @@ fn main() -> ExitCode {
         config: config::default_path(),
     }) {
         Command::Run { config } => run(config),
+        Command::Init {
+            dir,
+            state_dir,
+            postgres,
+            postgres_listen,
+            mysql,
+            mysql_listen,
+            admin_listen,
+            mode,
+            timezone,
+            force,
+        } => init(danxia::init::InitOptions {
+            dir,
+            state_dir,
+            // Nothing named: protect the local PostgreSQL, as the shipped
+            // danxia.toml does.
+            postgres: match (&postgres, &mysql) {
+                (None, None) => Some("127.0.0.1:5432".into()),
+                _ => postgres,
+            },
+            postgres_listen,
+            mysql,
+            mysql_listen,
+            admin_listen,
+            mode,
+            timezone,
+            force,
+        }),
         Command::Baseline {
             command:
                 BaselineCommand::Show {
@@ -427,6 +492,28 @@ fn run(path: PathBuf) -> ExitCode {
         Err(e) => {
             eprintln!("danxia: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn init(o: danxia::init::InitOptions) -> ExitCode {
+    match danxia::init::init(&o) {
+        Ok(w) => {
+            println!(
+                "wrote {} ({}, policy mode {})\n      {}/ (a copy of the default policy pack)\nstate (audit log, baselines, allowlist) goes to {}\n\nnext:\n  danxia check --config {}\n  danxia run --config {}\nthen point clients at the listener(s); see docs/operator-guide.md for the learn -> monitor -> enforce rollout.",
+                w.config.display(),
+                w.listeners.join(", "),
+                o.mode,
+                w.policy_dir.display(),
+                w.state_dir.display(),
+                w.config.display(),
+                w.config.display(),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("danxia init: {e}");
+            ExitCode::from(2)
         }
     }
 }
