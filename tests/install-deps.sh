@@ -21,6 +21,10 @@
 #                                      kept from starting, or stopped)
 #   - wrk                             (Debian: wrk; HTTP load generator)
 #   - requests for the tests' python3 (PyPI: requests; HTTP client tests)
+#   - prometheus, promtool            (Debian: prometheus; the dashboards
+#                                      and alert rules tests run their own
+#                                      Prometheus; the package's service is
+#                                      kept from starting, or stopped)
 # apt-get update runs only when a Debian package has to be installed.
 set -euo pipefail
 
@@ -73,6 +77,11 @@ fi
 if ! command -v wrk >/dev/null 2>&1; then
     need_apt+=(wrk)
 fi
+PROMETHEUS_MISSING=0
+if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then
+    PROMETHEUS_MISSING=1
+    need_apt+=(prometheus)
+fi
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
@@ -111,6 +120,12 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
             $SUDO /usr/sbin/nginx -s quit >/dev/null 2>&1 || true
         fi
     fi
+    if [ "$PROMETHEUS_MISSING" -eq 1 ]; then
+        # The same for a system Prometheus (port 9090): tests start their own.
+        if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+            $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+        fi
+    fi
 fi
 
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
@@ -119,6 +134,10 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
 fi
 if ! command -v wrk >/dev/null 2>&1; then
     log "wrk is still missing after installing it"
+    exit 1
+fi
+if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then
+    log "/usr/bin/prometheus or /usr/bin/promtool is still missing after installing prometheus"
     exit 1
 fi
 

@@ -20,6 +20,10 @@ use tokio::net::TcpListener;
 /// How long `/readyz` waits for each backend's TCP handshake.
 const BACKEND_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// 1 when the last `/readyz` probe reached every backend of the listener,
+/// 0 when one did not answer; absent until the first probe.
+const METRIC_BACKEND_UP: &str = "danxia_backend_up";
+
 pub struct AdminState {
     pub prometheus: PrometheusHandle,
     /// Set once every listener is bound.
@@ -97,12 +101,41 @@ async fn readyz(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
                 .to_string(),
         );
     }
+    // Per listener: did every one of its backends accept the probe?
+    let mut up: Vec<(&str, bool)> = Vec::new();
     for (name, backend) in &s.backends {
-        match tokio::time::timeout(BACKEND_PROBE_TIMEOUT, tokio::net::TcpStream::connect(backend.as_str())).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => problems.push(format!("listener {name}: backend {backend} unreachable: {e}")),
-            Err(_) => problems.push(format!("listener {name}: backend {backend} did not answer within {BACKEND_PROBE_TIMEOUT:?}")),
+        let ok = match tokio::time::timeout(
+            BACKEND_PROBE_TIMEOUT,
+            tokio::net::TcpStream::connect(backend.as_str()),
+        )
+        .await
+        {
+            Ok(Ok(_)) => true,
+            Ok(Err(e)) => {
+                problems.push(format!(
+                    "listener {name}: backend {backend} unreachable: {e}"
+                ));
+                false
+            }
+            Err(_) => {
+                problems.push(format!("listener {name}: backend {backend} did not answer within {BACKEND_PROBE_TIMEOUT:?}"));
+                false
+            }
+        };
+        match up.iter_mut().find(|(n, _)| *n == name.as_str()) {
+            Some((_, all)) => *all &= ok,
+            None => up.push((name.as_str(), ok)),
         }
+    }
+    // The probe's result as a metric, so that an alert sees a backend
+    // down even while no client tries it (connect failures count only
+    // client attempts). Listener names are a bounded label set.
+    for (name, ok) in up {
+        metrics::gauge!(METRIC_BACKEND_UP, "listener" => name.to_string()).set(if ok {
+            1.0
+        } else {
+            0.0
+        });
     }
     if problems.is_empty() {
         (StatusCode::OK, "ready\n".to_string())

@@ -113,6 +113,10 @@ fn describe() {
         "danxia_backend_connect_failures_total",
         "Failed attempts to connect to a backend."
     );
+    describe_gauge!(
+        "danxia_backend_up",
+        "1 when the last /readyz probe reached every backend of the listener, 0 otherwise."
+    );
     describe_counter!(
         "danxia_cancel_requests_total",
         "CancelRequests received (forwarded to a backend, or unknown key)."

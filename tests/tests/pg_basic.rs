@@ -527,6 +527,11 @@ fn health_endpoints() {
     assert_eq!(code, 200, "{body}");
     assert_eq!(body.trim(), "ok");
     assert_eq!(d.http_get("/readyz").0, 200);
+    assert_eq!(
+        d.metric_opt("danxia_backend_up", &[("listener", "pg")]),
+        Some(1.0),
+        "danxia_backend_up after a good /readyz probe"
+    );
     let (code, _) = d.http_get("/no-such-endpoint");
     assert_eq!(code, 404);
 }
@@ -541,6 +546,12 @@ fn backend_down_is_not_ready_and_fails_clearly() {
     let (code, body) = d.http_get("/readyz");
     assert_eq!(code, 503, "readyz with the backend down: {body}");
     assert_eq!(d.http_get("/healthz").0, 200);
+    // The probe's answer as a metric (DanxiaBackendUnreachable alerts on it).
+    assert_eq!(
+        d.metric_opt("danxia_backend_up", &[("listener", "pg")]),
+        Some(0.0),
+        "danxia_backend_up after a failed /readyz probe"
+    );
 
     let out = run(d.psql(USER, DB).args(["-c", "select 1"]));
     let stderr = String::from_utf8_lossy(&out.stderr);
