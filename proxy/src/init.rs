@@ -309,7 +309,7 @@ mod tests {
         let mut cfg = Config::load(&w.config).unwrap();
         cfg.resolve_paths(Path::new("/nonexistent"));
         assert_eq!(cfg.listeners.len(), 2);
-        assert_eq!(cfg.listeners[1].backend.as_deref(), Some("db.example:3306"));
+        assert_eq!(cfg.listeners[1].backend, "db.example:3306");
         assert_eq!(cfg.audit.dir, tmp.path().join("var/audit"));
         let p = cfg.policy.unwrap();
         assert_eq!(p.dir, tmp.path().join("policies"));
