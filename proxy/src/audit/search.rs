@@ -763,4 +763,74 @@ mod tests {
             assert!(lines[0].contains(part), "{part} in {}", lines[0]);
         }
     }
+
+    /// Writes ~180 days of chained audit files in the writer's real format
+    /// into `$DANXIA_AUDIT_BENCH_DIR` (about `$DANXIA_AUDIT_BENCH_MB`, default
+    /// 2048 MB), for `bench/audit_search.sh`. One file per day (rotated at
+    /// 256 MiB like the default); 40 users, and `rare` once a day.
+    #[test]
+    #[ignore = "writes gigabytes: run by bench/audit_search.sh"]
+    fn generate_bench_corpus() {
+        use std::io::Write as _;
+        let Ok(dir) = std::env::var("DANXIA_AUDIT_BENCH_DIR") else {
+            return;
+        };
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("create");
+        let mb: u64 = std::env::var("DANXIA_AUDIT_BENCH_MB")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2048);
+        const DAYS: i64 = 180;
+        let per_day = mb * 1_000_000 / DAYS as u64;
+        let start = OffsetDateTime::now_utc() - time::Duration::days(DAYS);
+        let mut chain = Chain::genesis(HashAlgorithm::Sha256);
+        let users: Vec<Arc<str>> = (0..40).map(|i| Arc::from(format!("app{i:02}"))).collect();
+        let tables = ["public.orders", "public.customers", "public.payroll", "public.audit_log", "public.items"];
+        let listener: Arc<str> = Arc::from("pg");
+        let mut buf = Vec::with_capacity(8 << 20);
+        for day in 0..DAYS {
+            let t0 = start + time::Duration::days(day);
+            let mut file = std::io::BufWriter::with_capacity(
+                1 << 20,
+                File::create(dir.join(file_name(t0, chain.next_seq))).expect("create file"),
+            );
+            let mut written = 0u64;
+            let mut i = 0u64;
+            while written < per_day {
+                let rare = i == 1000;
+                let table = tables[(i % 5) as usize];
+                let e = AuditEvent {
+                    kind: Some(EventKind::Statement),
+                    session: Some(Arc::from(format!("1764000000-{}", i / 50))),
+                    listener: Some(listener.clone()),
+                    protocol: Some("postgres"),
+                    client: Some(Arc::from("10.1.2.3:51234")),
+                    user: Some(if rare { Arc::from("rare") } else { users[(i % 40) as usize].clone() }),
+                    database: Some(Arc::from("prod")),
+                    statement: Some(format!("select id, name, amount, created_at from {table} where customer_id = {} and status = 'open' order by created_at desc limit 50", i * 7919 % 100_000)),
+                    fingerprint: Some("3f2a9c0d11b7e6a4".into()),
+                    operation: Some("select"),
+                    tables: vec![table.to_string()],
+                    protocol_flow: Some("extended"),
+                    rows: Some(i % 50),
+                    bytes_out: Some(1200 + i % 800),
+                    duration_us: Some(300 + i % 1000),
+                    outcome: Some(crate::audit::event::Outcome::Ok),
+                    rule: Some(Arc::from(if i % 97 == 0 { "deny-payroll" } else { "default" })),
+                    verdict: Some(if i % 97 == 0 { "denied" } else { "allowed" }),
+                    mode: Some("enforce"),
+                    policy_version: Some(1),
+                    ..Default::default()
+                };
+                let ts = t0 + time::Duration::microseconds((i as i64 * 86_400_000_000 / (per_day as i64 / 400).max(1)).min(86_399_000_000));
+                buf.clear();
+                chain.append(ts, &e, &mut buf).expect("encodes");
+                file.write_all(&buf).expect("write");
+                written += buf.len() as u64;
+                i += 1;
+            }
+            file.flush().expect("flush");
+        }
+    }
 }
