@@ -142,12 +142,20 @@ print(ok)
         ..Options::default()
     });
     run_ok(d2.psql(ADMIN, DB).args(["-c", "select 3 as back_to_sha"]));
-    d2.wait_audit(WAIT, |_| true);
-    let _ = d2.wait_audit_count(WAIT, 1, |e| {
+    // d2 writes into the first instance's directory: poll that one.
+    let deadline = Instant::now() + WAIT;
+    while !read_audit_dir(&dir).iter().any(|e| {
         e["statement"]
             .as_str()
             .is_some_and(|s| s.contains("back_to_sha"))
-    });
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "no back_to_sha record in {}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(d2.shutdown().success());
     let out = audit_verify_dir(&dir);
     let report = text(&out);

@@ -786,7 +786,13 @@ mod tests {
         let start = OffsetDateTime::now_utc() - time::Duration::days(DAYS);
         let mut chain = Chain::genesis(HashAlgorithm::Sha256);
         let users: Vec<Arc<str>> = (0..40).map(|i| Arc::from(format!("app{i:02}"))).collect();
-        let tables = ["public.orders", "public.customers", "public.payroll", "public.audit_log", "public.items"];
+        let tables = [
+            "public.orders",
+            "public.customers",
+            "public.payroll",
+            "public.audit_log",
+            "public.items",
+        ];
         let listener: Arc<str> = Arc::from("pg");
         let mut buf = Vec::with_capacity(8 << 20);
         for day in 0..DAYS {
@@ -823,7 +829,11 @@ mod tests {
                     policy_version: Some(1),
                     ..Default::default()
                 };
-                let ts = t0 + time::Duration::microseconds((i as i64 * 86_400_000_000 / (per_day as i64 / 400).max(1)).min(86_399_000_000));
+                let ts = t0
+                    + time::Duration::microseconds(
+                        (i as i64 * 86_400_000_000 / (per_day as i64 / 400).max(1))
+                            .min(86_399_000_000),
+                    );
                 buf.clear();
                 chain.append(ts, &e, &mut buf).expect("encodes");
                 file.write_all(&buf).expect("write");
