@@ -442,6 +442,9 @@ impl Config {
         if self.audit.dir.is_relative() {
             self.audit.dir = base.join(&self.audit.dir);
         }
+        if let Some(archive) = self.audit.archive_dir.as_mut().filter(|a| a.is_relative()) {
+            *archive = base.join(&*archive);
+        }
         if self.behaviour.dir.is_relative() {
             self.behaviour.dir = base.join(&self.behaviour.dir);
         }

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod behaviour;
 pub mod cli;
 pub mod cli_api;
+pub mod cli_audit;
 pub mod cli_behaviour;
 pub mod config;
 pub mod discover;

@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
     long_about = "danxia is an inline, protocol-aware proxy in front of PostgreSQL. It forwards \
 every statement, audits each one into a hash-chained JSON Lines log, and exports Prometheus \
 metrics.\n\nWith no command it runs with ./danxia.toml, as `danxia run` does.",
-    after_help = "Examples:\n  danxia run --config /etc/danxia/danxia.toml\n  danxia audit verify var/audit\n  danxia check policies/packs/default\n  danxia explain --user app --db test \"select * from pg_shadow\"\n  danxia explain --protocol mysql --user app --db test \"select * from t into outfile '/tmp/x'\"\n  danxia discover --dsn postgres://postgres@127.0.0.1:5432/test --out classification.toml\n\nLogging: set DANXIA_LOG (e.g. DANXIA_LOG=debug), default info; DANXIA_LOG_FORMAT=json for JSON logs."
+    after_help = "Examples:\n  danxia run --config /etc/danxia/danxia.toml\n  danxia audit verify var/audit\n  danxia audit search --user alice --since 2h\n  danxia check policies/packs/default\n  danxia explain --user app --db test \"select * from pg_shadow\"\n  danxia explain --protocol mysql --user app --db test \"select * from t into outfile '/tmp/x'\"\n  danxia discover --dsn postgres://postgres@127.0.0.1:5432/test --out classification.toml\n\nLogging: set DANXIA_LOG (e.g. DANXIA_LOG=debug), default info; DANXIA_LOG_FORMAT=json for JSON logs."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -312,6 +312,78 @@ enum AuditCommand {
         /// The audit directory (audit.dir in the config).
         dir: PathBuf,
     },
+    /// Find records: all filters must match; results in chain order.
+    /// Exit 0 with matches, 1 without, 2 on error. Examples:
+    ///   danxia audit search --user alice --since 2h
+    ///   danxia audit search --table public.accounts --decision deny --since 2026-11-26
+    ///   danxia audit search --rule no-bulk-export --since 30d --format json | jq .statement
+    #[command(verbatim_doc_comment)]
+    Search {
+        /// The audit directory; default: audit.dir of --config.
+        dir: Option<PathBuf>,
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
+        /// Database user (exact).
+        #[arg(long)]
+        user: Option<String>,
+        /// Table, bare or schema-qualified, case-insensitive.
+        #[arg(long)]
+        table: Option<String>,
+        /// From: RFC 3339, a UTC date (2026-11-26), "2026-11-26 03:00" (UTC), or ago (2h, 3d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Until (inclusive), same forms as --since.
+        #[arg(long)]
+        until: Option<String>,
+        /// allow, deny or would_deny.
+        #[arg(long)]
+        decision: Option<String>,
+        /// Id of the deciding rule.
+        #[arg(long)]
+        rule: Option<String>,
+        #[arg(long)]
+        listener: Option<String>,
+        #[arg(long)]
+        session: Option<String>,
+        /// Record kind: statement, session_start, alert, request, audit_pruned, ...
+        #[arg(long)]
+        kind: Option<String>,
+        /// HTTP API caller id.
+        #[arg(long)]
+        caller: Option<String>,
+        /// HTTP route template.
+        #[arg(long)]
+        route: Option<String>,
+        /// Substring of the statement (case-sensitive).
+        #[arg(long)]
+        text: Option<String>,
+        /// Stop after this many records.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// table (for a person) or json (the raw records, for jq).
+        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+    },
+    /// Remove (or archive, per audit.retention_action) closed files whose
+    /// records are all older than audit.retention, or than --before; records
+    /// an audit_pruned event so verify still proves the rest. Refuses while
+    /// danxia runs on the directory (it prunes by itself, hourly).
+    Prune {
+        /// The audit directory; default: audit.dir of --config.
+        dir: Option<PathBuf>,
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
+        /// Print what would be pruned, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Prune files whose newest record is before this time (RFC 3339,
+        /// date, or ago: 200d) instead of the retention.
+        #[arg(long)]
+        before: Option<String>,
+        /// Allow --before to go below audit.retention.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -374,6 +446,62 @@ fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify { dir },
         } => verify(dir),
+        Command::Audit {
+            command:
+                AuditCommand::Search {
+                    dir,
+                    config,
+                    user,
+                    table,
+                    since,
+                    until,
+                    decision,
+                    rule,
+                    listener,
+                    session,
+                    kind,
+                    caller,
+                    route,
+                    text,
+                    limit,
+                    format,
+                },
+        } => danxia::cli_audit::search(danxia::cli_audit::SearchArgs {
+            dir,
+            config_named: config != config::default_path(),
+            config,
+            user,
+            table,
+            since,
+            until,
+            decision,
+            rule,
+            listener,
+            session,
+            kind,
+            caller,
+            route,
+            text,
+            limit,
+            json: format == "json",
+        }),
+        Command::Audit {
+            command:
+                AuditCommand::Prune {
+                    dir,
+                    config,
+                    dry_run,
+                    before,
+                    force,
+                },
+        } => danxia::cli_audit::prune(danxia::cli_audit::PruneArgs {
+            dir,
+            config_named: config != config::default_path(),
+            config,
+            dry_run,
+            before,
+            force,
+        }),
         Command::Api { command } => {
             use danxia::cli_api::{self, CallerCmd, KeyCmd};
             match command {

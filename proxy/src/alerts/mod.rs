@@ -14,9 +14,10 @@
 
 mod config;
 pub mod dedup;
-mod syslog;
+pub(crate) mod syslog;
 mod webhook;
 
+pub(crate) use config::split_host_port;
 pub use config::{AlertsConfig, Facility, SyslogConfig, SyslogTransport, WebhookConfig};
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -1,8 +1,9 @@
 //! The syslog sink: RFC 5424 messages over UDP (RFC 5426) or TCP with
 //! octet-counting framing (RFC 6587 §3.4.1).
 //!
-//! Owns the message format and the one connection (or socket) to the
-//! collector: resolved and (re)connected lazily, reconnected with doubling
+//! Owns the alert message format and the one connection (or socket) to the
+//! collector (`SyslogConn`, also used by the audit forwarder in
+//! `audit/forward.rs`): resolved and (re)connected lazily, reconnected with doubling
 //! backoff after an error, a failed message retried up to
 //! `MAX_RESENDS` times and then dropped and counted.
 //!
@@ -46,15 +47,15 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// RFC 5424 §6.2.5 and §6.2.6.
-const MAX_APP_NAME_LEN: usize = 48;
-const MAX_PROCID_LEN: usize = 128;
+pub(crate) const MAX_APP_NAME_LEN: usize = 48;
+pub(crate) const MAX_PROCID_LEN: usize = 128;
 
 /// The private enterprise number in the SD-ID (`danxia@32473`; 32473 is the
 /// number RFC 5612 reserves for documentation and examples).
-const SD_ID: &str = "danxia@32473";
+pub(crate) const SD_ID: &str = "danxia@32473";
 
 const NILVALUE: &str = "-";
-const BOM: &str = "\u{feff}";
+pub(crate) const BOM: &str = "\u{feff}";
 
 const TIMESTAMP: &[BorrowedFormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
@@ -121,7 +122,7 @@ fn format_timestamp(at: SystemTime) -> String {
 }
 
 /// PARAM-VALUE escaping, RFC 5424 §6.3.3: `"`, `\` and `]` get a backslash.
-fn push_param_value(out: &mut String, value: &str) {
+pub(crate) fn push_param_value(out: &mut String, value: &str) {
     for c in value.chars() {
         if matches!(c, '"' | '\\' | ']') {
             out.push('\\');
@@ -132,7 +133,7 @@ fn push_param_value(out: &mut String, value: &str) {
 
 /// A header field: printable ASCII only (others dropped), at most `max`
 /// bytes, the NILVALUE when nothing is left.
-fn header_field(value: &str, max: usize) -> String {
+pub(crate) fn header_field(value: &str, max: usize) -> String {
     let mut s: String = value.chars().filter(char::is_ascii_graphic).collect();
     s.truncate(max);
     if s.is_empty() {
@@ -145,7 +146,7 @@ fn header_field(value: &str, max: usize) -> String {
 /// This machine's host name. The crate forbids `unsafe`, so instead of
 /// `gethostname(2)` read what the kernel reports (Linux), then
 /// `/etc/hostname`; `-` when neither is readable.
-fn machine_hostname() -> String {
+pub(crate) fn machine_hostname() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())
@@ -164,74 +165,40 @@ enum Conn {
     Tcp(Option<TcpStream>),
 }
 
-pub(crate) struct SyslogSink {
-    header: Header,
+/// One connection (or socket) to a collector: connected lazily, framed per
+/// transport. Shared by the alert sink and the audit forwarder.
+pub(crate) struct SyslogConn {
     address: String,
     conn: Conn,
 }
 
-impl SyslogSink {
-    /// Nothing is resolved or connected until the first alert.
-    pub fn new(cfg: &SyslogConfig) -> Self {
-        SyslogSink {
-            header: Header::new(cfg),
-            address: cfg.address.clone(),
-            conn: match cfg.transport {
+impl SyslogConn {
+    /// Nothing is resolved or connected until the first message.
+    pub fn new(address: &str, transport: SyslogTransport) -> Self {
+        SyslogConn {
+            address: address.to_string(),
+            conn: match transport {
                 SyslogTransport::Udp => Conn::Udp(None),
                 SyslogTransport::Tcp => Conn::Tcp(None),
             },
         }
     }
 
-    /// The sink's task: delivers queued alerts until every `Alerts` handle
-    /// is gone and the queue is drained.
-    pub async fn run(mut self, mut queue: SinkQueue) {
-        while let Some(out) = queue.next().await {
-            self.deliver(&out, &queue).await;
-            queue.shared.done();
-        }
+    pub fn address(&self) -> &str {
+        &self.address
     }
 
-    async fn deliver(&mut self, out: &Outgoing, queue: &SinkQueue) {
-        let counters = &queue.shared.counters;
-        let msg = self.header.format(out);
-        let mut attempts: u32 = 0;
-        loop {
-            attempts += 1;
-            let err = match self.send_once(&msg).await {
-                Ok(()) => {
-                    counters.ok();
-                    return;
-                }
-                Err(e) => e,
-            };
-            // Whatever broke, the next attempt starts from a new connection.
-            self.disconnect();
-            if attempts <= MAX_RESENDS {
-                counters.retried();
-                let delay = backoff_delay(BACKOFF, MAX_BACKOFF, attempts);
-                tracing::debug!(sink = "syslog", endpoint = %self.address,
-                    alert_id = %out.alert_id, attempts, error = %err, ?delay,
-                    "alert delivery failed; reconnecting");
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-            counters.failed();
-            tracing::warn!(sink = "syslog", endpoint = %self.address, rule = %out.rule,
-                alert_id = %out.alert_id, attempts, error = %err,
-                "alert delivery failed; alert dropped");
-            return;
-        }
-    }
-
-    fn disconnect(&mut self) {
+    /// Drops the connection: the next send starts from a new one.
+    pub fn disconnect(&mut self) {
         match &mut self.conn {
             Conn::Udp(s) => *s = None,
             Conn::Tcp(s) => *s = None,
         }
     }
 
-    async fn send_once(&mut self, msg: &str) -> Result<(), AlertError> {
+    /// Sends one message: a datagram cut at `MAX_UDP_MESSAGE` bytes, or an
+    /// octet-counted frame on the TCP stream, (re)connecting first.
+    pub async fn send_once(&mut self, msg: &str) -> Result<(), AlertError> {
         match &mut self.conn {
             Conn::Udp(slot) => {
                 if slot.is_none() {
@@ -263,6 +230,62 @@ impl SyslogSink {
                 }
                 Ok(())
             }
+        }
+    }
+}
+
+pub(crate) struct SyslogSink {
+    header: Header,
+    conn: SyslogConn,
+}
+
+impl SyslogSink {
+    /// Nothing is resolved or connected until the first alert.
+    pub fn new(cfg: &SyslogConfig) -> Self {
+        SyslogSink {
+            header: Header::new(cfg),
+            conn: SyslogConn::new(&cfg.address, cfg.transport),
+        }
+    }
+
+    /// The sink's task: delivers queued alerts until every `Alerts` handle
+    /// is gone and the queue is drained.
+    pub async fn run(mut self, mut queue: SinkQueue) {
+        while let Some(out) = queue.next().await {
+            self.deliver(&out, &queue).await;
+            queue.shared.done();
+        }
+    }
+
+    async fn deliver(&mut self, out: &Outgoing, queue: &SinkQueue) {
+        let counters = &queue.shared.counters;
+        let msg = self.header.format(out);
+        let mut attempts: u32 = 0;
+        loop {
+            attempts += 1;
+            let err = match self.conn.send_once(&msg).await {
+                Ok(()) => {
+                    counters.ok();
+                    return;
+                }
+                Err(e) => e,
+            };
+            // Whatever broke, the next attempt starts from a new connection.
+            self.conn.disconnect();
+            if attempts <= MAX_RESENDS {
+                counters.retried();
+                let delay = backoff_delay(BACKOFF, MAX_BACKOFF, attempts);
+                tracing::debug!(sink = "syslog", endpoint = %self.conn.address(),
+                    alert_id = %out.alert_id, attempts, error = %err, ?delay,
+                    "alert delivery failed; reconnecting");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            counters.failed();
+            tracing::warn!(sink = "syslog", endpoint = %self.conn.address(), rule = %out.rule,
+                alert_id = %out.alert_id, attempts, error = %err,
+                "alert delivery failed; alert dropped");
+            return;
         }
     }
 }

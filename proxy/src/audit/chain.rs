@@ -4,6 +4,10 @@
 //! A line is `{"seq":N,"ts":"…",<event fields>,"prev":"<hex>","hash":"<hex>"}`
 //! and `hash` is the digest of every byte before `,"hash":`, so any change to
 //! the line (including `prev`, which links it to the record before) breaks it.
+//! A record hashed with another digest than SHA-256 says which one right
+//! before `prev` (`…,"alg":"sm3","prev":…`), inside the hashed bytes: the
+//! verifier reads the digest from the line instead of trying each one, and
+//! SHA-256 records (all files written before SM3 existed) stay unchanged.
 //!
 //! Owns the byte layout and the digests. Must never do I/O: the writer and
 //! the verifier bring the bytes.
@@ -38,6 +42,11 @@ const TS_FORMAT: &[BorrowedFormatItem<'static>] =
 const SEQ_OPEN: &[u8] = b"{\"seq\":";
 const TS_OPEN: &[u8] = b",\"ts\":\"";
 const PREV_OPEN: &[u8] = b",\"prev\":\"";
+const ALG_OPEN: &[u8] = b",\"alg\":\"";
+/// `,"prev":"<hex>"` at the end of the hashed body.
+const PREV_FIELD_LEN: usize = PREV_OPEN.len() + DIGEST_HEX_LEN + 1;
+/// Longest algorithm name looked for in a line.
+const MAX_ALG_NAME: usize = 16;
 const HASH_OPEN: &[u8] = b",\"hash\":\"";
 const LINE_CLOSE: &[u8] = b"\"}";
 /// Everything after the hashed body: `,"hash":"<hex>"}` (newline excluded).
@@ -46,7 +55,7 @@ const HASH_SUFFIX_LEN: usize = HASH_OPEN.len() + DIGEST_HEX_LEN + LINE_CLOSE.len
 impl HashAlgorithm {
     /// Every algorithm verify accepts, so files written before a change of
     /// `audit.hash` stay verifiable.
-    pub(crate) const ALL: &'static [HashAlgorithm] = &[HashAlgorithm::Sha256];
+    pub(crate) const ALL: &'static [HashAlgorithm] = &[HashAlgorithm::Sha256, HashAlgorithm::Sm3];
 
     pub(crate) fn digest(self, bytes: &[u8]) -> Digest {
         match self {
@@ -54,7 +63,26 @@ impl HashAlgorithm {
                 use sha2::Digest as _;
                 sha2::Sha256::digest(bytes).into()
             }
+            HashAlgorithm::Sm3 => {
+                use sm3::Digest as _;
+                sm3::Sm3::digest(bytes).into()
+            }
         }
+    }
+
+    /// The name as written in `audit.hash` and in a record's `alg` field.
+    pub fn name(self) -> &'static str {
+        match self {
+            HashAlgorithm::Sha256 => "sha256",
+            HashAlgorithm::Sm3 => "sm3",
+        }
+    }
+
+    fn from_name(name: &[u8]) -> Option<HashAlgorithm> {
+        HashAlgorithm::ALL
+            .iter()
+            .copied()
+            .find(|a| a.name().as_bytes() == name)
     }
 }
 
@@ -126,6 +154,11 @@ impl Chain {
         out.push(b'"');
 
         splice_object(out, event)?;
+        if self.alg != HashAlgorithm::Sha256 {
+            out.extend_from_slice(ALG_OPEN);
+            out.extend_from_slice(self.alg.name().as_bytes());
+            out.push(b'"');
+        }
         out.extend_from_slice(PREV_OPEN);
         push_hex(out, &self.prev);
         out.push(b'"');
@@ -188,6 +221,8 @@ pub(crate) enum HashCheck {
     Mismatch,
     /// The line does not end with `,"hash":"<64 hex>"}`.
     Missing,
+    /// The line names a digest (`alg`) danxia does not know.
+    UnknownAlgorithm,
 }
 
 /// What one line (without its newline) says about itself.
@@ -196,6 +231,9 @@ pub(crate) struct LineCheck {
     /// The chain fields, or why the line is not a record.
     pub head: Result<Head, String>,
     pub hash: HashCheck,
+    /// The digest the line says it was hashed with (SHA-256 when it names
+    /// none); `None` when it names an unknown one or has no hash field.
+    pub alg: Option<HashAlgorithm>,
 }
 
 #[derive(Deserialize)]
@@ -215,25 +253,42 @@ fn split_hash(line: &[u8]) -> Option<(&[u8], Digest)> {
     Some((body, parse_hex(hex)?))
 }
 
-/// Checks one line: its hash against its bytes (under any known algorithm)
-/// and whether it parses as a record.
+/// The digest a hashed body names: the `"alg":"…"` field right before
+/// `prev`, SHA-256 when there is none. `Err` for an unknown name.
+fn body_alg(body: &[u8]) -> Result<HashAlgorithm, ()> {
+    let Some(before) = body
+        .len()
+        .checked_sub(PREV_FIELD_LEN)
+        .map(|n| &body[..n])
+        .filter(|_| body[body.len() - PREV_FIELD_LEN..].starts_with(PREV_OPEN))
+    else {
+        return Ok(HashAlgorithm::Sha256);
+    };
+    let Some(quoted) = before.strip_suffix(b"\"") else {
+        return Ok(HashAlgorithm::Sha256);
+    };
+    let window = &quoted[quoted.len().saturating_sub(MAX_ALG_NAME + ALG_OPEN.len())..];
+    match memchr::memmem::rfind(window, ALG_OPEN) {
+        Some(at) => HashAlgorithm::from_name(&window[at + ALG_OPEN.len()..]).ok_or(()),
+        None => Ok(HashAlgorithm::Sha256),
+    }
+}
+
+/// Checks one line: its hash against its bytes, under the digest the line
+/// names, and whether it parses as a record.
 pub(crate) fn inspect_line(line: &[u8]) -> LineCheck {
-    let hash = match split_hash(line) {
-        None => HashCheck::Missing,
-        Some((body, claimed)) => {
-            if HashAlgorithm::ALL
-                .iter()
-                .any(|alg| alg.digest(body) == claimed)
-            {
-                HashCheck::Matches
-            } else {
-                HashCheck::Mismatch
-            }
-        }
+    let (hash, alg) = match split_hash(line) {
+        None => (HashCheck::Missing, None),
+        Some((body, claimed)) => match body_alg(body) {
+            Err(()) => (HashCheck::UnknownAlgorithm, None),
+            Ok(alg) if alg.digest(body) == claimed => (HashCheck::Matches, Some(alg)),
+            Ok(alg) => (HashCheck::Mismatch, Some(alg)),
+        },
     };
     LineCheck {
         head: parse_head(line),
         hash,
+        alg,
     }
 }
 
@@ -402,6 +457,69 @@ mod tests {
             assert!(check.head.is_err(), "{:?}", String::from_utf8_lossy(line));
             assert_eq!(check.hash, HashCheck::Missing);
         }
+    }
+
+    /// GB/T 32905-2016 appendix A, example 1: SM3("abc").
+    #[test]
+    fn sm3_matches_the_standard_test_vector() {
+        assert_eq!(
+            to_hex(&HashAlgorithm::Sm3.digest(b"abc")),
+            "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
+        );
+        // Example 2: "abcd" repeated 16 times (512 bits).
+        assert_eq!(
+            to_hex(&HashAlgorithm::Sm3.digest("abcd".repeat(16).as_bytes())),
+            "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732"
+        );
+    }
+
+    #[test]
+    fn sm3_records_name_their_digest_and_continue_a_sha256_chain() {
+        let mut chain = Chain::genesis(HashAlgorithm::Sha256);
+        let mut out = Vec::new();
+        chain
+            .append(ts(), &sample_event("select 1"), &mut out)
+            .expect("encodes");
+        let first_end = out.len();
+        chain.alg = HashAlgorithm::Sm3;
+        chain
+            .append(ts(), &sample_event("select 2"), &mut out)
+            .expect("encodes");
+        let first = line_of(&out[..first_end]);
+        let second = line_of(&out[first_end..]);
+        assert!(!std::str::from_utf8(first)
+            .expect("utf-8")
+            .contains("\"alg\""));
+        let text = std::str::from_utf8(second).expect("utf-8");
+        assert!(text.contains(",\"alg\":\"sm3\",\"prev\":\""), "{text}");
+
+        let a = inspect_line(first);
+        let b = inspect_line(second);
+        assert_eq!(
+            (a.hash, a.alg),
+            (HashCheck::Matches, Some(HashAlgorithm::Sha256))
+        );
+        assert_eq!(
+            (b.hash, b.alg),
+            (HashCheck::Matches, Some(HashAlgorithm::Sm3))
+        );
+        let (a, b) = (a.head.expect("parses"), b.head.expect("parses"));
+        assert_eq!(b.prev, a.hash);
+        // The hash is SM3 of the bytes before `,"hash":`.
+        let body = &second[..second.len() - HASH_SUFFIX_LEN];
+        assert_eq!(b.hash, HashAlgorithm::Sm3.digest(body));
+
+        // Claiming another digest breaks the record; an unknown one is named.
+        let relabelled = text.replace("\"alg\":\"sm3\"", "\"alg\":\"sha256\"");
+        assert_eq!(
+            inspect_line(relabelled.as_bytes()).hash,
+            HashCheck::Mismatch
+        );
+        let unknown = text.replace("\"alg\":\"sm3\"", "\"alg\":\"md5\"");
+        assert_eq!(
+            inspect_line(unknown.as_bytes()).hash,
+            HashCheck::UnknownAlgorithm
+        );
     }
 
     #[test]

@@ -28,6 +28,58 @@ pub enum EventKind {
     Request,
     /// An operator's emergency action (suspend / resume an API caller).
     Admin,
+    /// Written by the audit writer (or `danxia audit prune`) before it
+    /// removes files older than the retention: names the removed seq range
+    /// and the last hash before the kept chain, so verify can tell pruning
+    /// from deletion.
+    AuditPruned,
+}
+
+impl EventKind {
+    /// The kind as records spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::SessionStart => "session_start",
+            EventKind::SessionEnd => "session_end",
+            EventKind::AuthFailure => "auth_failure",
+            EventKind::Statement => "statement",
+            EventKind::ProtocolError => "protocol_error",
+            EventKind::AuditRecovery => "audit_recovery",
+            EventKind::Alert => "alert",
+            EventKind::Request => "request",
+            EventKind::Admin => "admin",
+            EventKind::AuditPruned => "audit_pruned",
+        }
+    }
+}
+
+/// Every kind as it is spelled in the records (for filters and config).
+pub const KIND_NAMES: &[&str] = &[
+    "session_start",
+    "session_end",
+    "auth_failure",
+    "statement",
+    "protocol_error",
+    "audit_recovery",
+    "alert",
+    "request",
+    "admin",
+    "audit_pruned",
+];
+
+/// What an `audit_pruned` record says was removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PrunedRange {
+    /// `delete` or `archive`.
+    pub action: String,
+    /// File names removed (or moved), oldest first.
+    pub files: Vec<String>,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// `hash` of seq `last_seq`: the `prev` of the first record kept.
+    pub last_hash: String,
+    /// The `ts` of the newest record removed.
+    pub newest_ts: String,
 }
 
 /// How a statement (or session) ended.
@@ -206,6 +258,35 @@ pub struct AuditEvent {
     /// HTTP: the upstream API the request went to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<Arc<str>>,
+    /// `audit_pruned` records: what was removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pruned: Option<PrunedRange>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_are_the_serialised_names() {
+        let all = [
+            EventKind::SessionStart,
+            EventKind::SessionEnd,
+            EventKind::AuthFailure,
+            EventKind::Statement,
+            EventKind::ProtocolError,
+            EventKind::AuditRecovery,
+            EventKind::Alert,
+            EventKind::Request,
+            EventKind::Admin,
+            EventKind::AuditPruned,
+        ];
+        assert_eq!(all.len(), KIND_NAMES.len());
+        for (kind, name) in all.iter().zip(KIND_NAMES) {
+            assert_eq!(kind.as_str(), *name);
+            assert_eq!(serde_json::to_value(kind).expect("serialises"), *name);
+        }
+    }
 }
 
 /// One piece of baseline evidence as audit events and alerts carry it.

@@ -10,10 +10,14 @@
 //! The format, the failure answers and the verify report are described for
 //! operators in `docs/audit.md`.
 
+mod anchor;
 mod chain;
 pub mod event;
 mod files;
+mod forward;
+mod prune;
 mod resume;
+pub mod search;
 mod settings;
 pub mod statement;
 mod verify;
@@ -25,9 +29,14 @@ use std::path::PathBuf;
 #[allow(unused_imports)]
 pub use event::{AuditEvent, EventKind, EvidenceOut, Outcome};
 #[allow(unused_imports)]
-pub use settings::{AuditSettings, Fsync, HashAlgorithm, OnError, OnFull, StatementText};
+pub use prune::{prune_now, PruneOutcome};
 #[allow(unused_imports)]
-pub use verify::{verify_dir, ProblemKind, VerifyProblem, VerifyReport};
+pub use settings::{
+    AuditSettings, AuditSyslogSettings, Fsync, HashAlgorithm, OnError, OnFull, RetentionAction,
+    StatementText,
+};
+#[allow(unused_imports)]
+pub use verify::{verify_dir, ProblemKind, PrunedNote, VerifyProblem, VerifyReport};
 #[allow(unused_imports)]
 pub use writer::{start, AuditTask, Auditor, WriterStats};
 
@@ -94,4 +103,16 @@ pub enum AuditError {
 
     #[error("the audit writer for {dir} panicked; events still queued were lost — run `danxia audit verify` on the directory")]
     WriterPanicked { dir: PathBuf },
+
+    #[error("audit directory {dir} is in use by another danxia process (it holds {lock}); one writer per directory keeps the chain whole: stop the other process or point audit.dir elsewhere")]
+    Locked { dir: PathBuf, lock: PathBuf },
+
+    #[error("cannot prune audit file {path}: {source}; check the permissions of the audit and archive directories")]
+    Prune {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("invalid search: {0}")]
+    Search(String),
 }

@@ -15,9 +15,14 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
+use super::anchor::{self, Anchor};
 use super::chain::{self, Digest, HashCheck, GENESIS_PREV};
+use super::event::PrunedRange;
 use super::files::{self, LineRead};
 use super::AuditError;
+
+/// Literal looked for before parsing a record as an `audit_pruned` one.
+const PRUNED_KIND: &[u8] = b"\"kind\":\"audit_pruned\"";
 
 /// Read buffer per file: large sequential reads, small next to a record.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
@@ -43,12 +48,29 @@ pub struct VerifyReport {
     pub last_hash: Option<String>,
     /// The first problem; verification stops there.
     pub problem: Option<VerifyProblem>,
+    /// Records verified per digest (`sha256`, `sm3`), in order of first use.
+    pub algorithms: Vec<(&'static str, u64)>,
+    /// The `audit_pruned` record that explains where the chain starts.
+    pub pruned: Option<PrunedNote>,
+    /// The seq of the anchor file that was checked, if any.
+    pub anchor_seq: Option<u64>,
+}
+
+/// Where pruning cut the chain, as its `audit_pruned` record says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrunedNote {
+    /// The seq of the `audit_pruned` record.
+    pub record_seq: u64,
+    /// Its `ts`: when the files were pruned.
+    pub at: String,
+    pub range: PrunedRange,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyProblem {
     pub file: PathBuf,
-    /// 1-based line number within `file`.
+    /// 1-based line number within `file`; 0 when the problem is about the
+    /// directory as a whole (records missing at its end).
     pub line: u64,
     /// The seq the line claims, when it can be read.
     pub seq: Option<u64>,
@@ -126,8 +148,29 @@ impl fmt::Display for VerifyReport {
                     self.records,
                     self.range()
                 )?;
+                let digests: Vec<String> = self
+                    .algorithms
+                    .iter()
+                    .map(|(alg, n)| format!("{alg} ({n} records)"))
+                    .collect();
+                if !digests.is_empty() {
+                    write!(f, " Digest: {}.", digests.join(", "))?;
+                }
                 let zeros = chain::to_hex(&GENESIS_PREV);
-                if let Some(prev) = self.first_prev.as_ref().filter(|p| **p != zeros) {
+                if let Some(p) = &self.pruned {
+                    write!(
+                        f,
+                        " History before seq {} pruned on {} (anchor hash {}): {} files ({}), seq {}..{}, see the audit_pruned record at seq {}.",
+                        p.range.last_seq.saturating_add(1),
+                        p.at,
+                        p.range.last_hash,
+                        p.range.files.len(),
+                        p.range.action,
+                        p.range.first_seq,
+                        p.range.last_seq,
+                        p.record_seq
+                    )?;
+                } else if let Some(prev) = self.first_prev.as_ref().filter(|p| **p != zeros) {
                     write!(
                         f,
                         " The chain starts at seq {} after pruned history: its first prev {prev} must equal the last hash of the archived files.",
@@ -148,7 +191,10 @@ impl fmt::Display for VerifyReport {
                 } else {
                     "DAMAGED"
                 };
-                write!(f, "{verdict}: file {} line {}", p.file.display(), p.line)?;
+                write!(f, "{verdict}: file {}", p.file.display())?;
+                if p.line > 0 {
+                    write!(f, " line {}", p.line)?;
+                }
                 if let Some(seq) = p.seq {
                     write!(f, " (seq {seq})")?;
                 }
@@ -173,13 +219,29 @@ impl fmt::Display for VerifyReport {
 /// `VerifyReport::problem`.
 pub fn verify_dir(dir: &Path) -> Result<VerifyReport, AuditError> {
     let mut walk = Walk::default();
-    for file in files::list(dir)? {
+    let anchor_path = anchor::path(dir);
+    let files = files::list(dir)?;
+    match anchor::read(dir) {
+        Ok(a) => walk.anchor = a,
+        Err(message) => {
+            walk.report.problem = Some(VerifyProblem {
+                file: anchor_path,
+                line: 1,
+                seq: None,
+                kind: ProblemKind::Malformed,
+                message,
+            });
+            return Ok(walk.report);
+        }
+    }
+    for file in &files {
         walk.report.files += 1;
         if let Some(problem) = walk.file(&file.path)? {
             walk.report.problem = Some(problem);
-            break;
+            return Ok(walk.report);
         }
     }
+    walk.report.problem = walk.finish(&anchor_path, files.last().map(|f| f.path.as_path()));
     Ok(walk.report)
 }
 
@@ -188,6 +250,96 @@ struct Walk {
     report: VerifyReport,
     /// seq and hash of the last verified record.
     last: Option<(u64, Digest)>,
+    anchor: Option<Anchor>,
+    /// The last `audit_pruned` record seen: its seq and what it removed.
+    last_prune: Option<(u64, PrunedRange)>,
+}
+
+#[derive(serde::Deserialize)]
+struct PrunedLine {
+    ts: String,
+    pruned: PrunedRange,
+}
+
+impl Walk {
+    /// Checks made once every file verified: the chain reaches the anchor,
+    /// and a start after pruned history is explained.
+    fn finish(&mut self, anchor_path: &Path, newest: Option<&Path>) -> Option<VerifyProblem> {
+        if let Some(anchor) = &self.anchor {
+            let reached = self.report.last_seq.unwrap_or(0);
+            if reached < anchor.seq {
+                return Some(VerifyProblem {
+                    file: newest.unwrap_or(anchor_path).to_path_buf(),
+                    line: 0,
+                    seq: self.report.last_seq,
+                    kind: ProblemKind::Removed,
+                    message: format!(
+                        "the files end at seq {reached}, but {ANCHOR} written {} saw the chain reach seq {}: the newest records (or files) were removed",
+                        anchor.written,
+                        anchor.seq,
+                        ANCHOR = anchor::ANCHOR_FILE
+                    ),
+                });
+            }
+        }
+        let zeros = chain::to_hex(&GENESIS_PREV);
+        let pruned_start = self.report.first_prev.as_ref().is_some_and(|p| *p != zeros);
+        if let (true, None, Some((seq, range)), Some(first)) = (
+            pruned_start,
+            &self.report.pruned,
+            &self.last_prune,
+            self.report.first_seq,
+        ) {
+            if range.last_seq.saturating_add(1) < first {
+                return Some(VerifyProblem {
+                    file: anchor_path.to_path_buf(),
+                    line: 0,
+                    seq: Some(first),
+                    kind: ProblemKind::Removed,
+                    message: format!(
+                        "the chain starts at seq {first}, but the last pruning (audit_pruned record at seq {seq}) kept everything from seq {}: seq {}..{} were removed afterwards",
+                        range.last_seq + 1,
+                        range.last_seq + 1,
+                        first - 1
+                    ),
+                });
+            }
+        }
+        None
+    }
+
+    fn count_alg(&mut self, alg: Option<super::settings::HashAlgorithm>) {
+        let Some(alg) = alg else { return };
+        let name = alg.name();
+        match self.report.algorithms.iter_mut().find(|(a, _)| *a == name) {
+            Some((_, n)) => *n += 1,
+            None => self.report.algorithms.push((name, 1)),
+        }
+    }
+
+    /// Checks an `audit_pruned` record against where the chain starts.
+    fn pruned_record(&mut self, line: &[u8], seq: u64) -> Result<(), String> {
+        let Ok(record) = serde_json::from_slice::<PrunedLine>(line) else {
+            return Ok(()); // not one danxia wrote with a range; nothing to check
+        };
+        if Some(record.pruned.last_seq.saturating_add(1)) == self.report.first_seq {
+            if self.report.first_prev.as_deref() != Some(record.pruned.last_hash.as_str()) {
+                return Err(format!(
+                    "this audit_pruned record says the last pruned record (seq {}) had hash {}, but the first record kept has prev {}: the oldest files were replaced",
+                    record.pruned.last_seq,
+                    record.pruned.last_hash,
+                    self.report.first_prev.as_deref().unwrap_or("-")
+                ));
+            }
+            self.report.pruned = Some(PrunedNote {
+                record_seq: seq,
+                at: record.ts,
+                range: record.pruned.clone(),
+            });
+        }
+        self.last_prune = Some((seq, record.pruned));
+        Ok(())
+    }
 }
 
 impl Walk {
@@ -258,6 +410,13 @@ impl Walk {
                         format!("not an audit record: {reason}"),
                     )))
                 }
+                (HashCheck::UnknownAlgorithm, Ok(head)) => {
+                    return Ok(Some(problem(
+                        Some(head.seq),
+                        ProblemKind::Malformed,
+                        "the record names a digest (\"alg\") this danxia does not know: verify it with the danxia version that wrote it".into(),
+                    )))
+                }
                 (HashCheck::Missing, Ok(head)) => {
                     return Ok(Some(problem(
                         Some(head.seq),
@@ -310,9 +469,45 @@ impl Walk {
                     )));
                 }
             } else {
+                if let Some(kept) = self.anchor.as_ref().and_then(|a| a.first_kept_seq) {
+                    if head.seq > kept {
+                        return Ok(Some(problem(
+                            Some(head.seq),
+                            ProblemKind::Removed,
+                            format!(
+                                "the chain starts at seq {}, but {} says pruning kept everything from seq {kept}: seq {kept}..{} were removed",
+                                head.seq,
+                                anchor::ANCHOR_FILE,
+                                head.seq - 1
+                            ),
+                        )));
+                    }
+                }
                 self.report.first_seq = Some(head.seq);
                 self.report.first_prev = Some(chain::to_hex(&head.prev));
             }
+            if let Some(anchor) = self.anchor.as_ref().filter(|a| a.seq == head.seq) {
+                if anchor.hash != chain::to_hex(&head.hash) {
+                    return Ok(Some(problem(
+                        Some(head.seq),
+                        ProblemKind::Removed,
+                        format!(
+                            "{} written {} recorded hash {} for seq {}: the chain was rewritten from here on",
+                            anchor::ANCHOR_FILE,
+                            anchor.written,
+                            anchor.hash,
+                            head.seq
+                        ),
+                    )));
+                }
+                self.report.anchor_seq = Some(head.seq);
+            }
+            if memchr::memmem::find(line, PRUNED_KIND).is_some() {
+                if let Err(message) = self.pruned_record(line, head.seq) {
+                    return Ok(Some(problem(Some(head.seq), ProblemKind::Removed, message)));
+                }
+            }
+            self.count_alg(check.alg);
             self.last = Some((head.seq, head.hash));
             self.report.records += 1;
             self.report.last_seq = Some(head.seq);

@@ -20,12 +20,19 @@ use metrics::{Counter, Gauge};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
-use super::chain::Chain;
+use super::anchor::{self, Anchor};
+use super::chain::{self, Chain};
 use super::event::{AuditEvent, EventKind};
 use super::files;
+use super::forward::Forwarder;
+use super::prune;
 use super::resume::{self, Resume, ResumeFile};
 use super::settings::{AuditSettings, Fsync, OnError, OnFull, StatementText};
 use super::AuditError;
+
+/// Lock file in the audit directory: held (flock) by the one writer of the
+/// chain, so a second danxia or `danxia audit prune` cannot fork it.
+const LOCK_FILE: &str = "audit.lock";
 
 /// Most events taken from the queue per wake-up: bounds the time between
 /// two queue-depth updates and between a batch's first event and its write.
@@ -67,6 +74,8 @@ const METRIC_WRITE_FAILURES: &str = "danxia_audit_write_failures_total";
 const METRIC_ROTATED: &str = "danxia_audit_files_rotated_total";
 const METRIC_QUEUE_DEPTH: &str = "danxia_audit_queue_depth";
 const METRIC_HEALTHY: &str = "danxia_audit_healthy";
+const METRIC_PRUNED: &str = "danxia_audit_pruned_files_total";
+const METRIC_OLDEST: &str = "danxia_audit_oldest_record_timestamp_seconds";
 
 /// Counts of one writer's life, returned by `AuditTask::shutdown`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -84,6 +93,8 @@ pub struct WriterStats {
     pub write_errors: u64,
     /// Files closed because of size or day rotation.
     pub files_rotated: u64,
+    /// Files removed or archived by retention.
+    pub pruned_files: u64,
 }
 
 /// An event with the time it was recorded: the record's `ts` is when the
@@ -99,6 +110,9 @@ enum Msg {
     Event(Stamped),
     /// Sent by `AuditTask::shutdown`: close the queue, drain it, stop.
     Close,
+    /// Prune files whose newest record is older than this, now
+    /// (`danxia audit prune`).
+    Prune(OffsetDateTime),
 }
 
 /// Metric handles, registered once at start (install the recorder first).
@@ -110,6 +124,8 @@ struct Metrics {
     rotated: Counter,
     queue_depth: Gauge,
     healthy: Gauge,
+    pruned: Counter,
+    oldest: Gauge,
 }
 
 impl Metrics {
@@ -129,7 +145,17 @@ impl Metrics {
             METRIC_HEALTHY,
             "1 while audit writes succeed, 0 while they fail."
         );
+        metrics::describe_counter!(
+            METRIC_PRUNED,
+            "Audit files removed or archived because they were older than audit.retention."
+        );
+        metrics::describe_gauge!(
+            METRIC_OLDEST,
+            "Unix time of the oldest audit record still in audit.dir: how far back the log reaches."
+        );
         Metrics {
+            pruned: metrics::counter!(METRIC_PRUNED),
+            oldest: metrics::gauge!(METRIC_OLDEST),
             written: metrics::counter!(METRIC_WRITTEN),
             dropped: metrics::counter!(METRIC_DROPPED),
             write_failures: metrics::counter!(METRIC_WRITE_FAILURES),
@@ -174,6 +200,8 @@ struct Shared {
     healthy: AtomicBool,
     /// Set by `shutdown`, read by the retry loop.
     closing: AtomicBool,
+    /// `danxia audit prune`'s writer: prunes only on request.
+    manual_prune: AtomicBool,
     dropped: AtomicU64,
     /// Events offered after the writer stopped.
     rejected: AtomicU64,
@@ -191,6 +219,7 @@ impl Shared {
         Shared {
             healthy: AtomicBool::new(true),
             closing: AtomicBool::new(false),
+            manual_prune: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             drop_log: RateLimit::new(),
@@ -362,10 +391,36 @@ fn launch(
     shared: Arc<Shared>,
 ) -> Result<(Auditor, AuditTask), AuditError> {
     settings.validate().map_err(AuditError::InvalidSettings)?;
-    let resume = resume::resume(&settings.dir, settings.hash)?;
+    let lock = lock_dir(&settings.dir)?;
+    let mut resume = resume::resume(&settings.dir, settings.hash)?;
+    let anchored = match anchor::read(&settings.dir) {
+        Ok(a) => a,
+        Err(e) => {
+            resume.notes.push(format!(
+                "the anchor file is unusable ({e}); it is rewritten at the next rotation"
+            ));
+            None
+        }
+    };
+    if let Some(a) = &anchored {
+        let reached = resume.chain.next_seq.saturating_sub(1);
+        if reached < a.seq {
+            resume.notes.push(format!(
+                "the files end at seq {reached}, but {} written {} saw seq {}: records were removed while danxia was stopped",
+                anchor::ANCHOR_FILE, a.written, a.seq
+            ));
+        }
+    }
+    let forwarder = match &settings.syslog {
+        Some(s) => Some(Forwarder::start(s)?),
+        None => None,
+    };
     let (tx, rx) = mpsc::channel(settings.queue_capacity);
     let settings = Arc::new(settings);
-    let sink = Sink::new(Arc::clone(&settings), Arc::clone(&shared), resume);
+    let mut sink = Sink::new(Arc::clone(&settings), Arc::clone(&shared), resume);
+    sink._lock = Some(lock);
+    sink.first_kept = anchored.and_then(|a| a.first_kept_seq);
+    sink.forwarder = forwarder;
     let thread = std::thread::Builder::new()
         .name(THREAD_NAME.into())
         .spawn(move || sink.run(rx))
@@ -384,6 +439,51 @@ fn launch(
         },
         task,
     ))
+}
+
+/// Takes the directory's lock file, creating the directory first.
+fn lock_dir(dir: &Path) -> Result<File, AuditError> {
+    std::fs::create_dir_all(dir).map_err(|source| AuditError::CreateDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| AuditError::Open {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(AuditError::Locked {
+            dir: dir.to_path_buf(),
+            lock: path,
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(AuditError::Open { path, source }),
+    }
+}
+
+/// `danxia audit prune`: a writer of its own prunes the directory up to
+/// `before` and stops; answers how many files went.
+pub(crate) fn prune_with_writer(
+    settings: AuditSettings,
+    before: OffsetDateTime,
+) -> Result<usize, AuditError> {
+    let shared = Arc::new(Shared::new(Metrics::register()));
+    // Only what the operator asked for: no retention run of its own.
+    shared.manual_prune.store(true, Ordering::SeqCst);
+    let (auditor, task) = launch(settings, shared)?;
+    let sent = auditor.tx.try_send(Msg::Prune(before)).is_ok();
+    drop(auditor);
+    let stats = task.shutdown()?;
+    if !sent {
+        return Err(AuditError::WriterStopped);
+    }
+    Ok(usize::try_from(stats.pruned_files).unwrap_or(usize::MAX))
 }
 
 /// The file records are appended to.
@@ -486,6 +586,16 @@ struct Sink {
     gave_up: bool,
     fail_log: RateLimit,
     stats: WriterStats,
+    /// The directory lock, held for the writer's life.
+    _lock: Option<File>,
+    /// When retention last ran; `None` runs it at start.
+    last_prune: Option<Instant>,
+    /// The first seq the last pruning kept (carried into every anchor).
+    first_kept: Option<u64>,
+    /// Syslog forwarding of written records.
+    forwarder: Option<Forwarder>,
+    /// Byte ranges in `pending` of the records to forward once written.
+    pending_forward: Vec<(usize, usize)>,
 }
 
 /// What placing one record into `pending` did.
@@ -538,6 +648,11 @@ impl Sink {
             gave_up: false,
             fail_log: RateLimit::new(),
             stats: WriterStats::default(),
+            _lock: None,
+            last_prune: None,
+            first_kept: None,
+            forwarder: None,
+            pending_forward: Vec::new(),
         }
     }
 
@@ -545,22 +660,21 @@ impl Sink {
         let _guard = StopGuard(Arc::clone(&self.shared));
         // A timer for `fsync = "batch"`: records written at the end of a
         // burst are synced within `fsync_interval` even if no event follows.
-        let timer = match self.settings.fsync {
-            Fsync::Batch => tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-                .map_err(|e| {
-                    tracing::warn!(error = %e, "no timer for audit fsync: records are synced with the next batch instead");
-                })
-                .ok(),
-            Fsync::None | Fsync::Every => None,
-        };
+        // Also wakes the writer for retention when no event comes.
+        let timer = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| {
+                tracing::warn!(error = %e, "no timer for the audit writer: records are synced and files pruned with the next batch instead");
+            })
+            .ok();
 
         let now = OffsetDateTime::now_utc();
         for note in std::mem::take(&mut self.notes) {
             self.add_record(now, &recovery_event(note), false);
         }
         self.commit(self.settings.fsync != Fsync::None);
+        self.maybe_prune();
 
         let mut batch = Vec::with_capacity(MAX_BATCH_EVENTS);
         loop {
@@ -574,9 +688,13 @@ impl Sink {
                 match msg {
                     Msg::Event(stamped) => self.push_event(stamped),
                     Msg::Close => rx.close(),
+                    Msg::Prune(before) => {
+                        self.prune(before);
+                    }
                 }
             }
             self.end_batch();
+            self.maybe_prune();
             self.shared.metrics.queue_depth.set(rx.len() as f64);
             if received < MAX_BATCH_EVENTS && self.settings.fsync != Fsync::Every && !rx.is_closed()
             {
@@ -597,11 +715,16 @@ impl Sink {
     ) -> usize {
         loop {
             // An interval too large for the clock means "no timer".
-            let deadline = match (timer, self.unsynced) {
-                (Some(timer), true) => self
-                    .last_sync
-                    .checked_add(self.settings.fsync_interval)
-                    .map(|deadline| (timer, deadline)),
+            let sync_at = match (self.settings.fsync, self.unsynced) {
+                (Fsync::Batch, true) => self.last_sync.checked_add(self.settings.fsync_interval),
+                _ => None,
+            };
+            let prune_at = self
+                .last_prune
+                .and_then(|t| t.checked_add(self.settings.prune_interval()))
+                .filter(|_| !self.shared.manual_prune.load(Ordering::Relaxed));
+            let deadline = match (timer, sync_at.into_iter().chain(prune_at).min()) {
+                (Some(timer), Some(deadline)) => Some((timer, deadline)),
                 _ => None,
             };
             let Some((timer, deadline)) = deadline else {
@@ -618,7 +741,10 @@ impl Sink {
                     return n;
                 }
             }
-            self.sync();
+            if sync_at.is_some_and(|t| t <= Instant::now()) {
+                self.sync();
+            }
+            self.maybe_prune();
         }
     }
 
@@ -655,6 +781,124 @@ impl Sink {
             }
         }
         self.commit(self.settings.fsync != Fsync::None);
+        self.write_anchor();
+        // Dropping the forwarder lets its thread send what is queued and end.
+        self.forwarder = None;
+    }
+
+    /// Runs retention when `prune_interval` has passed since the last run
+    /// (or it never ran).
+    fn maybe_prune(&mut self) {
+        if self.shared.manual_prune.load(Ordering::Relaxed) {
+            return;
+        }
+        let due = self
+            .last_prune
+            .is_none_or(|t| t.elapsed() >= self.settings.prune_interval());
+        if !due {
+            return;
+        }
+        self.last_prune = Some(Instant::now());
+        let cutoff = OffsetDateTime::now_utc()
+            - time::Duration::try_from(self.settings.retention).unwrap_or(time::Duration::MAX);
+        self.prune(cutoff);
+    }
+
+    /// Prunes the files whose newest record is older than `cutoff`: first
+    /// an `audit_pruned` record and the anchor reach the disk, then the
+    /// files go. Returns how many went.
+    fn prune(&mut self, cutoff: OffsetDateTime) -> usize {
+        let sync = self.settings.fsync != Fsync::None;
+        if !self.commit(sync) {
+            return 0;
+        }
+        let keep = self.current.as_ref().map(|c| c.path.clone());
+        let plan = match prune::plan(&self.settings.dir, cutoff, keep.as_deref()) {
+            Ok(plan) => plan,
+            Err(err) => {
+                tracing::error!(error = %err, "audit retention: cannot plan pruning");
+                return 0;
+            }
+        };
+        let Some(range) = prune::range(&plan, self.settings.retention_action) else {
+            self.update_oldest();
+            return 0;
+        };
+        let event = AuditEvent {
+            kind: Some(EventKind::AuditPruned),
+            detail: Some(format!(
+                "{} {} audit files whose newest record is older than {} (seq {}..{}); the chain continues from seq {}",
+                range.action,
+                range.files.len(),
+                prune::record_ts(cutoff),
+                range.first_seq,
+                range.last_seq,
+                range.last_seq.saturating_add(1)
+            )),
+            pruned: Some(range.clone()),
+            ..Default::default()
+        };
+        let before = self.committed.next_seq;
+        self.add_record(OffsetDateTime::now_utc(), &event, false);
+        if !self.commit(sync) || self.committed.next_seq == before {
+            tracing::error!(
+                "audit retention: the audit_pruned record could not be written; nothing pruned"
+            );
+            return 0;
+        }
+        // A crash from here on leaves the record without its removal: the
+        // next run plans the same files again.
+        self.first_kept = Some(range.last_seq.saturating_add(1));
+        if !self.write_anchor() {
+            return 0;
+        }
+        let removed = match prune::execute(&plan, &self.settings) {
+            Ok(bytes) => {
+                tracing::info!(files = plan.len(), bytes, first_seq = range.first_seq, last_seq = range.last_seq, action = %range.action, "audit retention: pruned");
+                plan.len()
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "audit retention: pruning stopped; the files left still verify");
+                plan.iter().filter(|c| !c.file.path.exists()).count()
+            }
+        };
+        self.stats.pruned_files += removed as u64;
+        self.shared.metrics.pruned.increment(removed as u64);
+        self.update_oldest();
+        removed
+    }
+
+    /// Sets the oldest-record gauge from the oldest file's name.
+    fn update_oldest(&self) {
+        if let Ok(files) = files::list(&self.settings.dir) {
+            if let Some(oldest) = files.first() {
+                self.shared
+                    .metrics
+                    .oldest
+                    .set(oldest.created.unix_timestamp() as f64);
+            }
+        }
+    }
+
+    /// Replaces the anchor with the last committed record. False (logged)
+    /// when it could not be written.
+    fn write_anchor(&mut self) -> bool {
+        let Some(seq) = self.committed.next_seq.checked_sub(1).filter(|&s| s > 0) else {
+            return true;
+        };
+        let a = Anchor {
+            seq,
+            hash: chain::to_hex(&self.committed.prev),
+            written: prune::record_ts(OffsetDateTime::now_utc()),
+            first_kept_seq: self.first_kept,
+        };
+        match anchor::write(&self.settings.dir, &a, self.settings.fsync != Fsync::None) {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::error!(error = %err, dir = %self.settings.dir.display(), "cannot write the audit anchor file");
+                false
+            }
+        }
     }
 
     /// Adds one record to `pending`, preceded by the record of a past
@@ -706,6 +950,13 @@ impl Sink {
             self.tentative = after;
             self.rotate(ts, first_seq);
         }
+        if let Some(fwd) = &self.forwarder {
+            if fwd.wants(event) {
+                let start = self.pending.len();
+                self.pending_forward
+                    .push((start, start + self.record.len()));
+            }
+        }
         self.pending.extend_from_slice(&self.record);
         self.pending_records += 1;
         if counted {
@@ -735,6 +986,7 @@ impl Sink {
             if self.settings.fsync != Fsync::None {
                 self.sync();
             }
+            self.write_anchor();
             self.stats.files_rotated += 1;
             self.shared.metrics.rotated.increment(1);
         }
@@ -764,6 +1016,13 @@ impl Sink {
                     current.len += self.pending.len() as u64;
                 }
                 self.committed = self.tentative.clone();
+                if let Some(fwd) = &self.forwarder {
+                    for &(start, end) in &self.pending_forward {
+                        if let Some(line) = self.pending.get(start..end) {
+                            fwd.offer(line);
+                        }
+                    }
+                }
                 self.stats.written += self.pending_records;
                 self.shared.metrics.written.increment(self.pending_records);
                 if self.pending_outage_note && self.stats.write_errors == attempts_before {
@@ -800,6 +1059,7 @@ impl Sink {
         self.pending_records = 0;
         self.pending_events = 0;
         self.pending_outage_note = false;
+        self.pending_forward.clear();
     }
 
     fn write_pending(&mut self) -> Result<(), AuditError> {
