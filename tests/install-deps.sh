@@ -21,6 +21,8 @@
 #                                      kept from starting, or stopped)
 #   - wrk                             (Debian: wrk; HTTP load generator)
 #   - requests for the tests' python3 (PyPI: requests; HTTP client tests)
+#   - jsonschema, PyYAML for the tests' python3 (PyPI; the admin API's
+#                                      OpenAPI conformance check)
 # apt-get update runs only when a Debian package has to be installed.
 set -euo pipefail
 
@@ -157,6 +159,9 @@ pip_install() {
 pip_install pymysql PyMySQL
 pip_install mysql.connector mysql-connector-python
 pip_install requests requests
+# The admin API's OpenAPI conformance check (tests/clients/openapi_check.py).
+pip_install jsonschema jsonschema
+pip_install yaml PyYAML
 
 if [ ! -f "$MARIADB_JAR" ]; then
     log "$MARIADB_JAR is still missing after installing libmariadb-java"

@@ -6,12 +6,14 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_auth;
 pub mod alerting;
 pub mod alerts;
 pub mod analysis;
 pub mod audit;
 pub mod behaviour;
 pub mod cli;
+pub mod cli_admin;
 pub mod cli_api;
 pub mod cli_behaviour;
 pub mod config;
@@ -27,3 +29,4 @@ pub mod pg;
 pub mod policy;
 pub mod results;
 pub mod server;
+pub mod sessions;
