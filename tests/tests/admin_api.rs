@@ -830,6 +830,7 @@ fn alerts_quarantine_suspensions_and_openapi_conformance() {
     }
     let expect = [
         ("GET /sessions/none", 404),
+        ("DELETE /sessions/none", 404),
         ("GET /behaviour/profile?identity=nobody", 404),
         ("POST /quarantine?identity=not-an-identity", 400),
         ("POST /api/suspend?caller=no-such-caller", 404),

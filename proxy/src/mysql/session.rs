@@ -1946,7 +1946,10 @@ impl Session {
             let _ = tokio::time::timeout(FAREWELL_TIMEOUT, self.client.stream.write_all(&farewell))
                 .await;
         }
-        if !matches!(end, End::Quit) {
+        // Not after a kill: the server takes a connection with unread bytes
+        // (a COM_QUIT it has not read yet, under a running statement) for
+        // a live one, and would let the statement run on.
+        if !matches!(end, End::Quit | End::Killed) {
             let mut q = BytesMut::new();
             write_frame(&mut q, 0, &[cmd::COM_QUIT]);
             let _ = tokio::time::timeout(FAREWELL_TIMEOUT, self.backend.stream.write_all(&q)).await;
