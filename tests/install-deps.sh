@@ -25,6 +25,8 @@
 #                                      and alert rules tests run their own
 #                                      Prometheus; the package's service is
 #                                      kept from starting, or stopped)
+#   - jsonschema, PyYAML for the tests' python3 (PyPI; the admin API's
+#                                      OpenAPI conformance check)
 # apt-get update runs only when a Debian package has to be installed.
 set -euo pipefail
 
@@ -176,6 +178,9 @@ pip_install() {
 pip_install pymysql PyMySQL
 pip_install mysql.connector mysql-connector-python
 pip_install requests requests
+# The admin API's OpenAPI conformance check (tests/clients/openapi_check.py).
+pip_install jsonschema jsonschema
+pip_install yaml PyYAML
 
 if [ ! -f "$MARIADB_JAR" ]; then
     log "$MARIADB_JAR is still missing after installing libmariadb-java"

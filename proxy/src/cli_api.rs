@@ -209,7 +209,7 @@ pub fn caller(cmd: CallerCmd, config: &Path) -> ExitCode {
             ),
         ),
     };
-    match admin(cfg.admin.listen, method, &path) {
+    match admin(&cfg.admin, method, &path) {
         Ok((200, body)) => {
             match cmd {
                 CallerCmd::List => {

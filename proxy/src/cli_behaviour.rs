@@ -39,15 +39,43 @@ pub(crate) fn enc(s: &str) -> String {
     out
 }
 
-/// One HTTP/1.0 request to the admin endpoint: (status, body), or why it
-/// could not be made (the proxy is not running).
-pub(crate) fn admin(addr: SocketAddr, method: &str, path: &str) -> Result<(u16, String), String> {
+/// `--token-file`, when given: overrides `admin.token_file` of the
+/// configuration for every command of this process.
+static TOKEN_FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Makes the CLI read the admin token from `path` (`--token-file`).
+pub fn set_token_file(path: std::path::PathBuf) {
+    let _ = TOKEN_FILE.set(path);
+}
+
+/// The admin API token: from `--token-file`, else `admin.token_file`.
+fn admin_token(cfg: &crate::config::AdminConfig) -> Result<String, String> {
+    let path = TOKEN_FILE.get().unwrap_or(&cfg.token_file);
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read the admin token file {}: {e} (run as the user danxia runs as, or pass --token-file FILE)",
+            path.display()
+        )
+    })?;
+    Ok(text.trim().to_string())
+}
+
+/// One HTTP/1.0 request to the admin endpoint with the admin token:
+/// (status, body), or why it could not be made (the proxy is not running,
+/// the token file is unreadable).
+pub(crate) fn admin(
+    cfg: &crate::config::AdminConfig,
+    method: &str,
+    path: &str,
+) -> Result<(u16, String), String> {
+    let addr: SocketAddr = cfg.listen;
+    let token = admin_token(cfg)?;
     let mut s = TcpStream::connect_timeout(&addr, ADMIN_TIMEOUT)
         .map_err(|e| format!("admin endpoint {addr}: {e}"))?;
     let _ = s.set_read_timeout(Some(ADMIN_TIMEOUT));
     write!(
         s,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
     )
     .map_err(|e| format!("admin endpoint {addr}: {e}"))?;
     let mut raw = Vec::new();
@@ -88,7 +116,7 @@ pub fn baseline_show(config: &Path, identity: &str, json: bool) -> ExitCode {
         }
     };
     let path = format!("/behaviour/profile?identity={}", enc(identity));
-    match admin(cfg.admin.listen, "GET", &path) {
+    match admin(&cfg.admin, "GET", &path) {
         Ok((200, body)) => {
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             if json {
@@ -202,7 +230,7 @@ pub fn quarantine(config: &Path, cmd: QuarantineCmd) -> ExitCode {
             format!("/quarantine/release?identity={}", enc(identity)),
         ),
     };
-    match admin(cfg.admin.listen, method, &path) {
+    match admin(&cfg.admin, method, &path) {
         Ok((200, body)) => {
             match cmd {
                 QuarantineCmd::List => {

@@ -62,14 +62,30 @@ pub struct AdminConfig {
     /// Address of `/metrics`, `/healthz` and `/readyz`.
     #[serde(default = "default_admin_listen")]
     pub listen: SocketAddr,
+    /// File holding the bearer token every admin request but `/healthz`
+    /// must send. Created with a fresh random token (mode 0600) when
+    /// missing; refused when group or others can read it; re-read when it
+    /// changes, so a rotated token works without a restart.
+    #[serde(default = "default_admin_token_file")]
+    pub token_file: PathBuf,
+    /// Serve `/metrics` without the token, for a Prometheus that cannot
+    /// send one. Metrics carry no secrets but do show traffic volumes.
+    #[serde(default)]
+    pub metrics_public: bool,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             listen: default_admin_listen(),
+            token_file: default_admin_token_file(),
+            metrics_public: false,
         }
     }
+}
+
+fn default_admin_token_file() -> PathBuf {
+    PathBuf::from("var/admin.token")
 }
 
 fn default_admin_listen() -> SocketAddr {
@@ -415,6 +431,9 @@ impl Config {
                 self.runtime.worker_threads
             ));
         }
+        if self.admin.token_file.as_os_str().is_empty() {
+            return Err("admin.token_file is empty: name the file holding the admin API token, e.g. \"var/admin.token\"".into());
+        }
         if let Some(p) = &self.policy {
             if p.dir.as_os_str().is_empty() {
                 return Err("policy.dir is empty: name a directory of policy files, e.g. \"policies/packs/default\"".into());
@@ -450,6 +469,9 @@ impl Config {
         }
         if self.api.dir.is_relative() {
             self.api.dir = base.join(&self.api.dir);
+        }
+        if self.admin.token_file.is_relative() {
+            self.admin.token_file = base.join(&self.admin.token_file);
         }
         for l in &mut self.listeners {
             let auth = l.auth.as_mut();
@@ -696,6 +718,14 @@ backend = "127.0.0.1:5432"
         let c = parse(MINIMAL).unwrap();
         assert_eq!(c.limits.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
         assert_eq!(c.admin.listen, default_admin_listen());
+        assert_eq!(c.admin.token_file, PathBuf::from("var/admin.token"));
+        assert!(!c.admin.metrics_public);
+        let mut c = c;
+        c.resolve_paths(Path::new("/srv/danxia"));
+        assert_eq!(
+            c.admin.token_file,
+            PathBuf::from("/srv/danxia/var/admin.token")
+        );
     }
 
     #[test]

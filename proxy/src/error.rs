@@ -59,3 +59,30 @@ impl SessionError {
         }
     }
 }
+
+/// The admin API token file cannot be used. Each variant says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminTokenError {
+    #[error("admin.token_file {path}: cannot read it: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("admin.token_file {path}: cannot create it: {source} (create the directory, or point admin.token_file elsewhere)")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("admin.token_file {path} is readable by group or others (mode {mode:o}): run `chmod 600 {path}`")]
+    Permissions { path: PathBuf, mode: u32 },
+    #[error("admin.token_file {path}: the token is {len} characters, expected at least {min} (remove the file and danxia writes a fresh random one at start)")]
+    TooShort {
+        path: PathBuf,
+        len: usize,
+        min: usize,
+    },
+    #[error("admin.token_file {path}: the token must be printable ASCII without spaces (it is sent in an HTTP header)")]
+    Invalid { path: PathBuf },
+    #[error("admin.token_file {path} is not a regular file")]
+    NotAFile { path: PathBuf },
+}

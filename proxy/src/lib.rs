@@ -6,12 +6,14 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_auth;
 pub mod alerting;
 pub mod alerts;
 pub mod analysis;
 pub mod audit;
 pub mod behaviour;
 pub mod cli;
+pub mod cli_admin;
 pub mod cli_api;
 pub mod cli_audit;
 pub mod cli_behaviour;
@@ -29,3 +31,4 @@ pub mod pg;
 pub mod policy;
 pub mod results;
 pub mod server;
+pub mod sessions;

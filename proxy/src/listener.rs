@@ -58,6 +58,8 @@ pub struct SessionCounter {
     /// restarts of the proxy.
     epoch: u64,
     idle: Notify,
+    /// Live database sessions, for the admin API (`GET /sessions`).
+    pub live: Arc<crate::sessions::Registry>,
 }
 
 impl Default for SessionCounter {
@@ -70,6 +72,7 @@ impl Default for SessionCounter {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             idle: Notify::new(),
+            live: Arc::default(),
         }
     }
 }
@@ -157,6 +160,12 @@ pub async fn serve(listener: TcpListener, ctx: Arc<ListenerCtx>) {
             }
         };
         let (guard, id) = ctx.sessions.enter();
+        let live = ctx.sessions.live.register(
+            id.clone(),
+            ctx.name.clone(),
+            ctx.config.protocol.as_str(),
+            peer,
+        );
         let ctx = ctx.clone();
         tokio::spawn(async move {
             ctx.metrics.connections_active.increment(1.0);
@@ -168,6 +177,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<ListenerCtx>) {
             }
             ctx.metrics.connections_active.decrement(1.0);
             drop(permit);
+            drop(live);
             drop(guard);
         });
     }

@@ -26,6 +26,10 @@ metrics.\n\nWith no command it runs with ./danxia.toml, as `danxia run` does.",
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// File with the admin API token, for the commands that ask the
+    /// running proxy (default: admin.token_file of the configuration).
+    #[arg(long, global = true, value_name = "FILE")]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -88,6 +92,16 @@ enum Command {
     Api {
         #[command(subcommand)]
         command: ApiCommand,
+    },
+    /// Live database sessions of the running proxy: list them, kill one.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+    /// Alerts of the running proxy.
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
     },
     /// Work with the audit log.
     Audit {
@@ -305,6 +319,48 @@ enum QuarantineCommand {
 }
 
 #[derive(Subcommand)]
+enum SessionsCommand {
+    /// Every live PostgreSQL/MySQL session: id, listener, user, database,
+    /// client, start, statements, state.
+    List {
+        /// Only this listener's sessions.
+        #[arg(long)]
+        listener: Option<String>,
+        /// Only this database user's sessions.
+        #[arg(long)]
+        user: Option<String>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
+    },
+    /// End a session: the client gets "terminated by administrator", a
+    /// running statement is cancelled, the kill is audited.
+    Kill {
+        /// The session id (`danxia sessions list`, audit `session`).
+        id: String,
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AlertsCommand {
+    /// The last alerts raised, newest first.
+    Recent {
+        /// How many (at most 1000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// JSON instead of one line each.
+        #[arg(long)]
+        json: bool,
+        #[arg(short, long, default_value = "danxia.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Check the hash chain of an audit directory: reports the first record
     /// that was altered, removed or reordered. Exit 0 intact, 1 tampered.
@@ -389,6 +445,9 @@ enum AuditCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    if let Some(f) = cli.token_file {
+        danxia::cli_behaviour::set_token_file(f);
+    }
     match cli.command.unwrap_or(Command::Run {
         config: config::default_path(),
     }) {
@@ -502,6 +561,33 @@ fn main() -> ExitCode {
             before,
             force,
         }),
+        Command::Sessions { command } => {
+            use danxia::cli_admin::{sessions, SessionsCmd};
+            match command {
+                SessionsCommand::List {
+                    listener,
+                    user,
+                    json,
+                    config,
+                } => sessions(
+                    &config,
+                    SessionsCmd::List {
+                        listener,
+                        user,
+                        json,
+                    },
+                ),
+                SessionsCommand::Kill { id, config } => sessions(&config, SessionsCmd::Kill { id }),
+            }
+        }
+        Command::Alerts {
+            command:
+                AlertsCommand::Recent {
+                    limit,
+                    json,
+                    config,
+                },
+        } => danxia::cli_admin::alerts_recent(&config, limit, json),
         Command::Api { command } => {
             use danxia::cli_api::{self, CallerCmd, KeyCmd};
             match command {

@@ -71,7 +71,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .clone()
         .map(|b| tokio::spawn(b.run_sync(sync_stop_rx)));
 
+    let token = crate::admin_auth::TokenFile::open(&config.admin.token_file)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let admin_state = Arc::new(AdminState {
+        token: Arc::new(token),
+        metrics_public: config.admin.metrics_public,
+        failures: Default::default(),
+        sessions: sessions.live.clone(),
         prometheus,
         listeners_bound: false.into(),
         accepting: true.into(),

@@ -3,7 +3,8 @@
 //! the real PostgreSQL on 127.0.0.1:5432 (and, with [`Options::mysql`], the
 //! real MariaDB on 127.0.0.1:3306), and gives tests what they need to look at
 //! it from outside: its ports, its admin endpoints (`/metrics`, `/healthz`,
-//! `/readyz`), its audit files and its log.
+//! `/readyz`, … with the bearer token of `<instance dir>/admin.token`), its
+//! audit files and its log.
 //!
 //! The harness never talks to the proxy's internals: everything goes through
 //! the process boundary (sockets, files, signals), exactly as an operator
@@ -35,6 +36,30 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long [`Danxia::start_with`] waits for `/readyz` to answer 200.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The admin API token file of every harness instance, in its directory
+/// (written 0600 before danxia starts; Prometheus in the dashboard tests
+/// reads it as `credentials_file`).
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// Writes a fresh random admin token (64 hex digits) to `path`, mode 0600.
+pub fn write_admin_token(path: &Path) -> String {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut bytes = [0u8; 32];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("read /dev/urandom");
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let _ = fs::remove_file(path);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    writeln!(f, "{token}").expect("write admin token");
+    token
+}
 
 /// How long [`Danxia::stop`] waits for the process to exit after SIGTERM.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(40);
@@ -307,11 +332,20 @@ impl Danxia {
             }
             let audit_dir = tempdir.path().join("audit");
             let config_path = tempdir.path().join("danxia.toml");
-            fs::write(
-                &config_path,
-                opts.to_toml(pg_port, admin_port, mysql_port, &audit_dir),
-            )
-            .expect("write config");
+            let token_path = tempdir.path().join(ADMIN_TOKEN_FILE);
+            write_admin_token(&token_path);
+            let admin_line = format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n");
+            let text = opts
+                .to_toml(pg_port, admin_port, mysql_port, &audit_dir)
+                .replacen(
+                    &admin_line,
+                    &format!(
+                        "{admin_line}token_file = {}\n",
+                        toml_str(&token_path.to_string_lossy())
+                    ),
+                    1,
+                );
+            fs::write(&config_path, text).expect("write config");
             let stderr_path = tempdir.path().join("danxia.stderr");
             let stderr_file = fs::File::create(&stderr_path).expect("create stderr file");
             let stdout_file = stderr_file.try_clone().expect("clone stderr file");
@@ -352,9 +386,9 @@ impl Danxia {
                     );
                     break;
                 }
-                match try_http_get(admin_port, path) {
-                    Ok((200, _)) => return d,
-                    Ok((code, body)) => last_status = format!("{code} {body}"),
+                match try_http_auth(admin_port, "GET", path, admin_token(&token_path).as_deref()) {
+                    Ok((200, _, _)) => return d,
+                    Ok((code, _, body)) => last_status = format!("{code} {body}"),
                     Err(e) => last_status = format!("error: {e}"),
                 }
                 if Instant::now() > deadline {
@@ -408,16 +442,55 @@ impl Danxia {
         mariadb(self.mysql_port, user, password, db)
     }
 
-    /// Plain HTTP/1.1 GET on the admin port; panics if it cannot connect.
-    pub fn http_get(&self, path: &str) -> (u16, String) {
-        try_http_get(self.admin_port, path)
-            .unwrap_or_else(|e| panic!("GET {path} on admin port {}: {e}", self.admin_port))
+    /// The admin token file (`<instance dir>/admin.token`).
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.dir().join(ADMIN_TOKEN_FILE)
     }
 
-    /// POST (empty body) to the admin endpoint.
+    /// The admin token as the file holds it now (read on every request,
+    /// so a test that rotates it needs nothing else).
+    pub fn admin_token(&self) -> String {
+        admin_token(&self.admin_token_path()).unwrap_or_else(|| {
+            panic!(
+                "cannot read the admin token {}",
+                self.admin_token_path().display()
+            )
+        })
+    }
+
+    /// Plain HTTP/1.1 GET on the admin port with the admin token; panics if
+    /// it cannot connect.
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        self.http_request("GET", path, Some(&self.admin_token()))
+    }
+
+    /// POST (empty body) to the admin endpoint with the admin token.
     pub fn http_post(&self, path: &str) -> (u16, String) {
-        try_http_post(self.admin_port, path)
-            .unwrap_or_else(|e| panic!("POST {path} on admin port {}: {e}", self.admin_port))
+        self.http_request("POST", path, Some(&self.admin_token()))
+    }
+
+    /// GET on the admin port without any token.
+    pub fn http_get_unauthenticated(&self, path: &str) -> (u16, String) {
+        self.http_request("GET", path, None)
+    }
+
+    /// Any method (empty body) on the admin port, with `token` as the
+    /// bearer token (none: no Authorization header).
+    pub fn http_request(&self, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+        let (code, _, body) = self.http_request_full(method, path, token);
+        (code, body)
+    }
+
+    /// Like [`Danxia::http_request`], with the response headers (names
+    /// lowercased).
+    pub fn http_request_full(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> (u16, BTreeMap<String, String>, String) {
+        try_http_auth(self.admin_port, method, path, token)
+            .unwrap_or_else(|e| panic!("{method} {path} on admin port {}: {e}", self.admin_port))
     }
 
     /// The `/metrics` text; panics unless it is 200.
@@ -792,23 +865,40 @@ fn parse_labels(s: &str) -> Option<(BTreeMap<String, String>, &str)> {
 }
 
 /// Plain HTTP/1.1 GET to 127.0.0.1:`port` (Connection: close), decoding a
-/// chunked body if needed.
+/// chunked body if needed. No token: for danxia's admin endpoint use
+/// [`Danxia::http_get`].
 pub fn try_http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    try_http(port, "GET", path)
+    try_http_auth(port, "GET", path, None).map(|(c, _, b)| (c, b))
 }
 
 /// Plain HTTP/1.1 POST with an empty body to 127.0.0.1:`port`.
 pub fn try_http_post(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    try_http(port, "POST", path)
+    try_http_auth(port, "POST", path, None).map(|(c, _, b)| (c, b))
 }
 
-fn try_http(port: u16, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+/// The token in an admin token file, trimmed; `None` if unreadable.
+pub fn admin_token(path: &Path) -> Option<String> {
+    fs::read_to_string(path).ok().map(|t| t.trim().to_string())
+}
+
+/// An HTTP/1.1 request with an empty body to 127.0.0.1:`port`, with
+/// `Authorization: Bearer <token>` when a token is given: (status, headers
+/// with lowercased names, body).
+pub fn try_http_auth(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> std::io::Result<(u16, BTreeMap<String, String>, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
@@ -833,7 +923,13 @@ fn try_http(port: u16, method: &str, path: &str) -> std::io::Result<(u16, String
     } else {
         body.to_string()
     };
-    Ok((code, body))
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok((code, headers, body))
 }
 
 fn dechunk(mut s: &str) -> Option<String> {

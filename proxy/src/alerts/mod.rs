@@ -15,6 +15,7 @@
 mod config;
 pub mod dedup;
 pub(crate) mod syslog;
+pub mod recent;
 mod webhook;
 
 pub(crate) use config::split_host_port;
@@ -270,6 +271,8 @@ struct Inner {
     idle: Arc<Notify>,
     alerts: AtomicU64,
     suppressed: AtomicU64,
+    /// The last alerts raised, for `GET /alerts`.
+    recent: recent::Recent,
 }
 
 /// Cheap to clone (Arc inside); Send + Sync.
@@ -354,6 +357,7 @@ impl Alerts {
                 idle,
                 alerts: AtomicU64::new(0),
                 suppressed: AtomicU64::new(0),
+                recent: recent::Recent::default(),
             }),
         })
     }
@@ -381,13 +385,30 @@ impl Alerts {
                 idle: Arc::new(Notify::new()),
                 alerts: AtomicU64::new(0),
                 suppressed: AtomicU64::new(0),
+                recent: recent::Recent::default(),
             }),
         }
     }
 
     /// Non-blocking: dedup, then try_send to every sink queue.
     pub fn send(&self, alert: Alert) -> Sent {
-        self.send_at(alert, Instant::now())
+        // Kept before delivery takes the alert apart; recorded whatever
+        // delivery does with it.
+        let copy = Alert {
+            key: String::new(),
+            rule: alert.rule.clone(),
+            risk: alert.risk,
+            title: alert.title.clone(),
+            body: alert.body.clone(),
+        };
+        let sent = self.send_at(alert, Instant::now());
+        self.inner.recent.push(&copy, sent, SystemTime::now());
+        sent
+    }
+
+    /// Up to `limit` of the last alerts raised, newest first.
+    pub fn recent(&self, limit: usize) -> Vec<Arc<recent::RecentAlert>> {
+        self.inner.recent.newest(limit)
     }
 
     fn send_at(&self, alert: Alert, now: Instant) -> Sent {

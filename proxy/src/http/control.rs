@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
@@ -32,10 +32,10 @@ fn first(s: &AdminState) -> Option<Arc<super::HttpCtx>> {
         .cloned()
 }
 
-fn no_http() -> (StatusCode, Json<serde_json::Value>) {
-    (
+fn no_http() -> Response {
+    crate::admin::problem(
         StatusCode::NOT_FOUND,
-        Json(json!({"ok": false, "error": "no protocol = \"http\" listener is configured"})),
+        "no protocol = \"http\" listener is configured".into(),
     )
 }
 
@@ -60,7 +60,7 @@ pub fn admin_event(
 
 /// `GET /api/callers`: every caller of every API policy, with its state
 /// and usage in the current windows.
-pub async fn callers(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
+pub async fn callers(State(s): State<Arc<AdminState>>) -> Response {
     let list = s.api.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if list.is_empty() {
         return no_http();
@@ -81,22 +81,19 @@ pub async fn callers(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
             }));
         }
     }
-    (StatusCode::OK, Json(json!(out)))
+    Json(out).into_response()
 }
 
 /// `GET /api/suspended`.
-pub async fn suspended(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
+pub async fn suspended(State(s): State<Arc<AdminState>>) -> Response {
     let Some(hx) = first(&s) else {
         return no_http();
     };
-    (StatusCode::OK, Json(json!(hx.state.suspensions())))
+    Json(hx.state.suspensions()).into_response()
 }
 
 /// `POST /api/suspend?caller=ID&reason=...&by=...`.
-pub async fn suspend(
-    State(s): State<Arc<AdminState>>,
-    Query(q): Query<CallerQuery>,
-) -> impl IntoResponse {
+pub async fn suspend(State(s): State<Arc<AdminState>>, Query(q): Query<CallerQuery>) -> Response {
     let Some(hx) = first(&s) else {
         return no_http();
     };
@@ -107,10 +104,11 @@ pub async fn suspend(
         .iter()
         .any(|h| h.policy.current().caller(&q.caller).is_some());
     if !known {
-        return (
+        return crate::admin::problem(
             StatusCode::NOT_FOUND,
-            Json(
-                json!({"ok": false, "error": format!("no API policy has a caller `{}` (GET /api/callers lists them)", q.caller)}),
+            format!(
+                "no API policy has a caller `{}` (GET /api/callers lists them)",
+                q.caller
             ),
         );
     }
@@ -130,14 +128,11 @@ pub async fn suspend(
         ))
         .await;
     metrics::counter!("danxia_api_suspensions_total", "action" => "suspend").increment(1);
-    (StatusCode::OK, Json(json!({"ok": true, "added": added})))
+    Json(json!({"ok": true, "added": added})).into_response()
 }
 
 /// `POST /api/resume?caller=ID`.
-pub async fn resume(
-    State(s): State<Arc<AdminState>>,
-    Query(q): Query<CallerQuery>,
-) -> impl IntoResponse {
+pub async fn resume(State(s): State<Arc<AdminState>>, Query(q): Query<CallerQuery>) -> Response {
     let Some(hx) = first(&s) else {
         return no_http();
     };
@@ -155,17 +150,20 @@ pub async fn resume(
                 ))
                 .await;
             metrics::counter!("danxia_api_suspensions_total", "action" => "resume").increment(1);
-            (StatusCode::OK, Json(json!({"ok": true, "resumed": was})))
+            Json(json!({"ok": true, "resumed": was})).into_response()
         }
-        None => (
+        None => crate::admin::problem(
             StatusCode::NOT_FOUND,
-            Json(json!({"ok": false, "error": format!("caller `{}` is not suspended", q.caller)})),
+            format!(
+                "caller `{}` is not suspended (GET /api/suspended lists them)",
+                q.caller
+            ),
         ),
     }
 }
 
 /// `POST /api/reload`: reloads every HTTP listener's API policy and keys.
-pub async fn reload(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
+pub async fn reload(State(s): State<Arc<AdminState>>) -> Response {
     let list = s.api.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if list.is_empty() {
         return no_http();
@@ -188,5 +186,5 @@ pub async fn reload(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    (status, Json(json!({"ok": ok, "listeners": out})))
+    (status, Json(json!({"ok": ok, "listeners": out}))).into_response()
 }

@@ -79,6 +79,9 @@ const TOO_MANY_CONNECTIONS: u16 = 1040;
 const PROXY_ERROR: u16 = 1105;
 /// ER_NET_PACKET_TOO_LARGE.
 const PACKET_TOO_LARGE: u16 = 1153;
+/// ER_CONNECTION_KILLED (MariaDB's "Connection was killed"), the answer
+/// to a session an administrator killed.
+const CONNECTION_KILLED: u16 = 1927;
 
 const NOT_EXECUTED: &str = "not executed: an earlier statement in the same request failed";
 const NOT_EXECUTED_DENIED: &str =
@@ -87,6 +90,7 @@ const NOT_EXECUTED_DENIED: &str =
 /// Runs one client connection to completion. Never panics on peer input;
 /// every way out is audited and counted.
 pub async fn run(ctx: &Arc<ListenerCtx>, client: TcpStream, peer: SocketAddr, id: Arc<str>) {
+    let live = ctx.sessions.live.get(&id);
     let mut ident = SessionIdentity {
         session: id,
         listener: ctx.name.clone(),
@@ -145,11 +149,23 @@ pub async fn run(ctx: &Arc<ListenerCtx>, client: TcpStream, peer: SocketAddr, id
         stmt_bytes_out: 0,
         command_read_at: Instant::now(),
         backend_read_at: None,
+        live: live.clone(),
     };
+    s.live_identity();
     let ev = s.ident.event(EventKind::SessionStart);
     s.events.push(ev);
     s.flush_events().await;
-    let end = s.serve().await;
+    // A kill ends the session even mid-command: the backend connection is
+    // then closed under the running statement (see `end`).
+    let end = tokio::select! {
+        e = s.serve() => e,
+        _ = async {
+            match &live {
+                Some(l) => l.killed().await,
+                None => std::future::pending().await,
+            }
+        } => End::Killed,
+    };
     s.end(end).await;
 }
 
@@ -204,6 +220,8 @@ enum End {
     ClientClosed,
     Shutdown,
     Error(SessionError),
+    /// An administrator killed the session (`DELETE /sessions/{id}`).
+    Killed,
 }
 
 /// A prepared statement the session knows.
@@ -307,6 +325,8 @@ struct Session {
     command_read_at: Instant,
     /// When server bytes not yet written on to the client were read.
     backend_read_at: Option<Instant>,
+    /// This session in the admin API's registry (statement count, kill).
+    live: Option<Arc<crate::sessions::LiveSession>>,
 }
 
 /// What the handshake hands to the session.
@@ -1256,6 +1276,7 @@ impl Session {
                     self.decoding = charset::decoding_for_collation(c);
                     self.handshake_decoding = self.decoding;
                 }
+                self.live_identity();
                 let mut ev = self.ident.event(EventKind::SessionStart);
                 ev.detail = Some("COM_CHANGE_USER".into());
                 self.events.push(ev);
@@ -1277,11 +1298,23 @@ impl Session {
         Ok(())
     }
 
+    /// Tells the admin API's registry who the session is now.
+    fn live_identity(&self) {
+        if let Some(l) = &self.live {
+            l.set_identity(
+                self.ident.user.as_ref(),
+                self.ident.database.as_ref(),
+                self.ident.application.as_ref(),
+            );
+        }
+    }
+
     fn set_database(&mut self, name: &str) {
         let db: Arc<str> = Arc::from(name);
         self.ident.database = Some(db.clone());
         let user = self.ident.user.clone().unwrap_or_else(|| Arc::from(""));
         self.enforcer.set_identity(user, db);
+        self.live_identity();
     }
 
     /// A one-packet answer (OK, ERR, EOF or a string), forwarded. Returns
@@ -1741,6 +1774,9 @@ impl Session {
         ev.params = params;
         let m = &self.ctx.metrics;
         m.statement(op, c.outcome);
+        if let Some(l) = &self.live {
+            l.statement_done();
+        }
         if c.outcome != Outcome::Aborted {
             m.statement_duration.record(elapsed.as_secs_f64());
         }
@@ -1866,6 +1902,20 @@ impl Session {
             End::Quit => (Outcome::Ok, "client quit".to_string()),
             End::ClientClosed => (Outcome::Ok, "client closed the connection".to_string()),
             End::Shutdown => (Outcome::Ok, "danxia shutdown".to_string()),
+            End::Killed => {
+                info!(session = %self.ident.session, client = %self.ident.client, "session killed through the admin API");
+                encode_err(
+                    &mut farewell,
+                    self.last_seq_hint(),
+                    CONNECTION_KILLED,
+                    "70100",
+                    "Connection was killed by the danxia administrator",
+                );
+                (
+                    Outcome::Aborted,
+                    "killed by the danxia administrator".to_string(),
+                )
+            }
             End::Error(e) => {
                 if let SessionError::Masking(_) = e {
                     ctx.metrics.protocol_error("masking");
@@ -1896,7 +1946,10 @@ impl Session {
             let _ = tokio::time::timeout(FAREWELL_TIMEOUT, self.client.stream.write_all(&farewell))
                 .await;
         }
-        if !matches!(end, End::Quit) {
+        // Not after a kill: the server takes a connection with unread bytes
+        // (a COM_QUIT it has not read yet, under a running statement) for
+        // a live one, and would let the statement run on.
+        if !matches!(end, End::Quit | End::Killed) {
             let mut q = BytesMut::new();
             write_frame(&mut q, 0, &[cmd::COM_QUIT]);
             let _ = tokio::time::timeout(FAREWELL_TIMEOUT, self.backend.stream.write_all(&q)).await;

@@ -55,6 +55,7 @@ const MAX_RETAINED_BUFFER: usize = 256 * 1024;
 /// Runs one client connection to completion. Never panics on peer input;
 /// every way out is audited and counted.
 pub async fn run(ctx: &Arc<ListenerCtx>, client: TcpStream, peer: SocketAddr, id: Arc<str>) {
+    let live = ctx.sessions.live.get(&id);
     let mut s = Session {
         ctx: ctx.clone(),
         ident: Identity {
@@ -68,6 +69,7 @@ pub async fn run(ctx: &Arc<ListenerCtx>, client: TcpStream, peer: SocketAddr, id
         },
         started: Instant::now(),
         peer,
+        live,
     };
     let mut client = client;
     let startup = tokio::time::timeout(ctx.limits.startup_timeout, s.startup(&mut client)).await;
@@ -108,6 +110,8 @@ struct Session {
     ident: Identity,
     started: Instant,
     peer: SocketAddr,
+    /// This session in the admin API's registry (its kill switch).
+    live: Option<Arc<crate::sessions::LiveSession>>,
 }
 
 /// What startup hands to the relay.
@@ -479,6 +483,21 @@ impl Session {
         };
         let mut tracker = Tracker::new(self.ident.clone(), ctx.clone(), st.lex.clone());
         tracker.set_behaviour(up.enforcer.behaviour());
+        if let Some(l) = &self.live {
+            l.set_identity(
+                self.ident.user.as_ref(),
+                self.ident.database.as_ref(),
+                self.ident.application.as_ref(),
+            );
+        }
+        tracker.set_live(self.live.clone());
+        let live = self.live.clone();
+        let killed = async move {
+            match live {
+                Some(l) => l.killed().await,
+                None => std::future::pending().await,
+            }
+        };
         let mut down = Downstream {
             ctx: &ctx,
             reader: backend_r,
@@ -501,6 +520,7 @@ impl Session {
         let end = tokio::select! {
             r = up.run(&mut backend_w) => End::Client(r),
             r = down.run(&mut client_w, &mut tracker) => End::Backend(r),
+            _ = killed => End::Killed,
         };
         // Statements queued but not yet seen by the tracker.
         while let Ok(p) = down.rx.try_recv() {
@@ -572,6 +592,22 @@ impl Session {
                 } else {
                     ("danxia shutdown".into(), "danxia shutdown")
                 }
+            }
+            End::Killed => {
+                info!(session = %self.ident.session, client = %self.ident.client, "session killed through the admin API");
+                if !mid_message {
+                    be::encode_error_response(
+                        &mut farewell,
+                        "FATAL",
+                        sqlstate::ADMIN_SHUTDOWN,
+                        "terminating connection due to administrator command",
+                        Some("the danxia administrator ended this session"),
+                    );
+                }
+                (
+                    "killed by the danxia administrator".into(),
+                    "session killed by the danxia administrator",
+                )
             }
             End::Backend(Err(SessionError::Masking(e))) => {
                 ctx.metrics.protocol_error("masking");
@@ -655,6 +691,8 @@ impl Session {
 enum End {
     Client(Result<ClientEnd, SessionError>),
     Backend(Result<BackendEnd, SessionError>),
+    /// An administrator killed the session (`DELETE /sessions/{id}`).
+    Killed,
 }
 
 enum ClientEnd {

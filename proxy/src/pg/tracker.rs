@@ -206,6 +206,8 @@ pub struct Tracker {
     values: Option<u64>,
     /// `emit` raises the alert itself, after the behaviour layer.
     defer_alert: bool,
+    /// The session in the admin API's registry (statement count).
+    live: Option<Arc<crate::sessions::LiveSession>>,
 }
 
 /// Which protocol flow a statement came through; a Parse that failed is
@@ -250,7 +252,13 @@ impl Tracker {
             behaviour: None,
             values: None,
             defer_alert: false,
+            live: None,
         }
+    }
+
+    /// The session's entry in the admin API's registry.
+    pub fn set_live(&mut self, l: Option<Arc<crate::sessions::LiveSession>>) {
+        self.live = l;
     }
 
     /// The session's behaviour baseline view (see `behaviour`).
@@ -912,6 +920,9 @@ impl Tracker {
         }
         let m = &self.ctx.metrics;
         m.statement(op, c.outcome);
+        if let Some(l) = &self.live {
+            l.statement_done();
+        }
         if c.outcome != Outcome::Aborted {
             m.statement_duration.record(elapsed.as_secs_f64());
         }
