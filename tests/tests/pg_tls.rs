@@ -739,3 +739,64 @@ fn scram_channel_binding_through_tls_termination() {
     let (ok, err) = scram_login(backend_only.pg_port, "sslmode=disable");
     assert!(ok, "server-side TLS only: {err}");
 }
+
+/// PostgreSQL 17's `sslnegotiation=direct` (the installed libpq is 15, so a
+/// Python `ssl` client plays it): TLS from the first byte with the ALPN
+/// protocol `postgresql`, then the StartupMessage; without ALPN the client
+/// is told why it is refused.
+const DIRECT_TLS_CLIENT: &str = r#"
+import socket, ssl, struct, sys
+port, ca, alpn = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "alpn"
+ctx = ssl.create_default_context(cafile=ca)
+if alpn:
+    ctx.set_alpn_protocols(["postgresql"])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="localhost")
+params = b"user\0postgres\0database\0test\0\0"
+s.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
+buf = b""
+while True:
+    try:
+        d = s.recv(65536)
+    except (ssl.SSLError, OSError) as e:
+        d = b""
+    if not d:
+        break
+    buf += d
+    if b"Z\0\0\0\x05" in buf:
+        break
+print("alpn=%s ready=%s" % (s.selected_alpn_protocol(), b"Z\0\0\0\x05" in buf))
+print(buf.decode("latin-1"))
+"#;
+
+#[test]
+fn direct_tls_negotiation() {
+    require_postgres();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(dir.path(), "main");
+    let server = pki.server("server", "danxia-test");
+    let d = start_tls(pki.listener_tls(&server, ""), String::new());
+    let client = |alpn: &str| {
+        run_ok(
+            python()
+                .arg("-c")
+                .arg(DIRECT_TLS_CLIENT)
+                .arg(d.pg_port.to_string())
+                .arg(&pki.ca_cert)
+                .arg(alpn),
+        )
+    };
+    let out = client("alpn");
+    assert!(out.starts_with("alpn=postgresql ready=True"), "{out}");
+    let out = client("none");
+    assert!(
+        out.starts_with("alpn=None ready=False")
+            && out.contains("direct TLS (sslnegotiation=direct) requires the ALPN protocol"),
+        "{out}"
+    );
+    let events = d.wait_audit(WAIT, |e| e["kind"] == "session_start");
+    let start = events
+        .iter()
+        .find(|e| e["kind"] == "session_start")
+        .unwrap();
+    assert_eq!(start["tls"], "TLSv1.3", "{start}");
+}
