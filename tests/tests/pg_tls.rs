@@ -800,3 +800,81 @@ fn direct_tls_negotiation() {
         .unwrap();
     assert_eq!(start["tls"], "TLSv1.3", "{start}");
 }
+
+/// pgbench's TPC-B-like load (prepared statements, 4 clients) over TLS on
+/// both hops: every transaction completes and every statement is audited.
+#[test]
+fn pgbench_over_tls_on_both_hops() {
+    require_postgres();
+    const BENCH_DB: &str = "danxia_e2e_pgbench_tls";
+    const CLIENTS: usize = 4;
+    const TXNS: usize = 200;
+    run_ok(psql_direct(USER, DB).args([
+        "-c",
+        &format!("drop database if exists {BENCH_DB} with (force)"),
+    ]));
+    run_ok(psql_direct(USER, DB).args(["-c", &format!("create database {BENCH_DB}")]));
+    run_ok(
+        pgbench()
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                USER,
+                "-i",
+                "-s",
+                "1",
+                "-q",
+                BENCH_DB,
+            ])
+            .arg("-p")
+            .arg(DIRECT_PORT.to_string()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(dir.path(), "main");
+    let server = pki.server("server", "danxia-test");
+    let d = Danxia::start_with(Options {
+        pg_tls: Some(pki.listener_tls(&server, "")),
+        pg_backend_tls: Some(backend_tls(
+            "verify-full",
+            Some(Path::new(SNAKEOIL)),
+            Some(&snakeoil_cn()),
+        )),
+        ..Options::default()
+    });
+    let out = run(pgbench()
+        .args(["-h", "localhost", "-U", USER, "-M", "prepared"])
+        .args([
+            "-c",
+            &CLIENTS.to_string(),
+            "-j",
+            "2",
+            "-t",
+            &TXNS.to_string(),
+        ])
+        .arg("-p")
+        .arg(d.pg_port.to_string())
+        .arg(BENCH_DB)
+        .env("PGSSLMODE", "verify-full")
+        .env("PGSSLROOTCERT", &pki.ca_cert)
+        .env("PGAPPNAME", "e2e_tls_bench")
+        .env("PGCONNECT_TIMEOUT", "10"));
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "pgbench over TLS:\n{text}");
+    let want = CLIENTS * TXNS;
+    assert!(
+        text.contains(&format!(
+            "number of transactions actually processed: {want}/{want}"
+        )),
+        "{text}"
+    );
+    // BEGIN, 3 UPDATEs, SELECT, INSERT, END per transaction.
+    d.wait_audit_count(Duration::from_secs(20), want * 7, |e| {
+        e["kind"] == "statement" && e["tls"] == "TLSv1.3" && e["outcome"] == "ok"
+    });
+    let _ = run(psql_direct(USER, DB).args([
+        "-c",
+        &format!("drop database if exists {BENCH_DB} with (force)"),
+    ]));
+}
