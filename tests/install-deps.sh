@@ -84,6 +84,14 @@ if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then
     PROMETHEUS_MISSING=1
     need_apt+=(prometheus)
 fi
+# pg_tls.rs: `openssl s_client -starttls postgres` shows the served
+# certificate; ssl-cert provides the snakeoil certificate PostgreSQL serves.
+if ! command -v openssl >/dev/null 2>&1; then
+    need_apt+=(openssl)
+fi
+if [ ! -f /etc/ssl/certs/ssl-cert-snakeoil.pem ]; then
+    need_apt+=(ssl-cert)
+fi
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then

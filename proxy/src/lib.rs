@@ -32,3 +32,4 @@ pub mod policy;
 pub mod results;
 pub mod server;
 pub mod sessions;
+pub mod tls;

@@ -6,5 +6,6 @@ pub mod cancel;
 pub mod encoding;
 pub mod enforce;
 pub mod results;
+pub mod scram;
 pub mod session;
 pub mod tracker;

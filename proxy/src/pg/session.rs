@@ -21,8 +21,7 @@ use danxia_protocols::pg::frame::{check_startup, parse_header, HEADER_LEN, MAX_S
 use danxia_protocols::pg::frontend::{self as fe};
 use danxia_protocols::pg::startup::{decode_startup, encode_cancel, StartupPacket};
 use danxia_protocols::ProtocolError;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -36,6 +35,10 @@ use crate::analysis::Statement;
 use crate::audit::{AuditEvent, EventKind, Outcome};
 use crate::error::SessionError;
 use crate::listener::ListenerCtx;
+use crate::tls::{
+    BackendReadHalf, BackendStream, BackendWriteHalf, ClientReadHalf, ClientStream,
+    ClientWriteHalf, MaybeTls, ServerTls, TlsInfo, TlsMode,
+};
 
 /// Read buffer growth step. 16 KiB matches typical socket reads on loopback
 /// and keeps an idle session's footprint small.
@@ -51,11 +54,17 @@ const MAX_IN_FLIGHT: usize = 8192;
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest buffer kept across an idle period; larger ones are released.
 const MAX_RETAINED_BUFFER: usize = 256 * 1024;
+/// First byte of a TLS record carrying a handshake: a client starting TLS
+/// at once (PostgreSQL 17 `sslnegotiation=direct`) instead of SSLRequest.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+/// The ALPN protocol PostgreSQL 17 requires for direct TLS.
+const ALPN_POSTGRESQL: &[u8] = b"postgresql";
 
 /// Runs one client connection to completion. Never panics on peer input;
 /// every way out is audited and counted.
 pub async fn run(ctx: &Arc<ListenerCtx>, client: TcpStream, peer: SocketAddr, id: Arc<str>) {
     let live = ctx.sessions.live.get(&id);
+    let started = Instant::now();
     let mut s = Session {
         ctx: ctx.clone(),
         ident: Identity {
@@ -66,29 +75,34 @@ pub async fn run(ctx: &Arc<ListenerCtx>, client: TcpStream, peer: SocketAddr, id
             user: None,
             database: None,
             application: None,
+            tls_subject: None,
+            tls: None,
         },
-        started: Instant::now(),
+        started,
+        deadline: tokio::time::Instant::from_std(started) + ctx.limits.startup_timeout,
         peer,
         live,
     };
-    let mut client = client;
+    // `None` only while (or after) a TLS handshake has the socket.
+    let mut client = Some(MaybeTls::Plain(client));
     let startup = tokio::time::timeout(ctx.limits.startup_timeout, s.startup(&mut client)).await;
     let started = match startup {
         Ok(Ok(Some(x))) => x,
         Ok(Ok(None)) => return, // SSL probe, cancel request, or client gone: nothing to audit
         Ok(Err(e)) => {
-            s.fail_startup(&mut client, e).await;
+            s.fail_startup(client.as_mut(), e).await;
             return;
         }
         Err(_) => {
             s.fail_startup(
-                &mut client,
+                client.as_mut(),
                 SessionError::StartupTimeout(ctx.limits.startup_timeout),
             )
             .await;
             return;
         }
     };
+    let Some(client) = client else { return };
     s.relay(client, started).await;
 }
 
@@ -109,6 +123,8 @@ struct Session {
     ctx: Arc<ListenerCtx>,
     ident: Identity,
     started: Instant,
+    /// End of `limits.startup_timeout`: bounds the TLS handshake too.
+    deadline: tokio::time::Instant,
     peer: SocketAddr,
     /// This session in the admin API's registry (its kill switch).
     live: Option<Arc<crate::sessions::LiveSession>>,
@@ -116,7 +132,7 @@ struct Session {
 
 /// What startup hands to the relay.
 struct Started {
-    backend: TcpStream,
+    backend: BackendStream,
     /// Bytes read from the client beyond the startup messages (pipelined
     /// queries sent before ReadyForQuery).
     client_buf: BytesMut,
@@ -128,15 +144,39 @@ struct Started {
 
 impl Session {
     /// Startup phase. `Ok(None)` when the connection legitimately ends here.
-    async fn startup(&mut self, client: &mut TcpStream) -> Result<Option<Started>, SessionError> {
+    async fn startup(
+        &mut self,
+        slot: &mut Option<ClientStream>,
+    ) -> Result<Option<Started>, SessionError> {
         let ctx = self.ctx.clone();
         let mut cbuf = BytesMut::with_capacity(1024);
+        // 0. A client that starts TLS at once (PostgreSQL 17
+        //    sslnegotiation=direct). Only listeners with TLS look: the
+        //    plaintext-only path stays one read per packet.
+        if let (Some(tls), Some(MaybeTls::Plain(tcp))) = (&ctx.tls, slot.as_ref()) {
+            let mut first = [0u8; 1];
+            match tcp.peek(&mut first).await {
+                Ok(0) => return Ok(None),
+                Ok(_) if first[0] == TLS_HANDSHAKE_RECORD => {
+                    self.start_tls(slot, tls).await?;
+                    let direct_ok = matches!(slot, Some(MaybeTls::Tls(s)) if s.get_ref().1.alpn_protocol() == Some(ALPN_POSTGRESQL));
+                    if !direct_ok {
+                        return Err(SessionError::Refused(
+                            "direct TLS (sslnegotiation=direct) requires the ALPN protocol \"postgresql\"".into(),
+                        ));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return Err(SessionError::ClientIo(e)),
+            }
+        }
         // 1. SSLRequest / GSSENCRequest / CancelRequest / StartupMessage.
         let packet = loop {
             let total = loop {
                 if let Some(n) = check_startup(&cbuf, MAX_STARTUP_PACKET)? {
                     break n;
                 }
+                let client = slot.as_mut().ok_or(SessionError::ClientGone)?;
                 if read_some(client, &mut cbuf)
                     .await
                     .map_err(SessionError::ClientIo)?
@@ -151,10 +191,11 @@ impl Session {
             };
             let packet = cbuf.split_to(total);
             match decode_startup(&packet)? {
-                StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
-                    // TLS and GSS encryption are not offered (yet): 'N' makes
-                    // clients continue in plaintext or give up, as they would
-                    // with a server built without them.
+                ref request @ (StartupPacket::SslRequest | StartupPacket::GssEncRequest) => {
+                    // GSS encryption is not offered, nor TLS without
+                    // [listener.tls]: 'N' makes clients continue in
+                    // plaintext or give up, as they would with a server
+                    // built without them.
                     if !cbuf.is_empty() {
                         // Bytes after an SSLRequest before our answer can only
                         // be an attempt to inject into the TLS handshake.
@@ -163,10 +204,26 @@ impl Session {
                             reason: "unexpected data after the request",
                         }));
                     }
-                    client
-                        .write_all(&[be::NOT_SUPPORTED])
-                        .await
-                        .map_err(SessionError::ClientIo)?;
+                    let client = slot.as_mut().ok_or(SessionError::ClientGone)?;
+                    let tls = match (request, &ctx.tls) {
+                        (StartupPacket::SslRequest, Some(tls)) => Some(tls),
+                        _ => None,
+                    };
+                    match tls {
+                        Some(_) if client.is_tls() => {
+                            return Err(SessionError::ClientProtocol(ProtocolError::Malformed {
+                                message: "SSLRequest",
+                                reason: "the connection is already encrypted",
+                            }));
+                        }
+                        Some(tls) => {
+                            send(client, b"S").await.map_err(SessionError::ClientIo)?;
+                            self.start_tls(slot, tls).await?;
+                        }
+                        None => send(client, &[be::NOT_SUPPORTED])
+                            .await
+                            .map_err(SessionError::ClientIo)?,
+                    }
                 }
                 StartupPacket::Cancel {
                     process_id,
@@ -202,6 +259,13 @@ impl Session {
         self.ident.database = Some(database.unwrap_or_else(|| user.clone()));
         self.ident.user = Some(user);
         self.ident.application = application;
+        let client = slot.as_mut().ok_or(SessionError::ClientGone)?;
+        if let Some(tls) = &ctx.tls {
+            if tls.settings().mode == TlsMode::Required && !client.is_tls() {
+                tls.count_plaintext_refused();
+                return Err(SessionError::TlsRequired);
+            }
+        }
         if replication {
             return Err(SessionError::Refused(
                 "replication connections are not supported through danxia; connect replication clients to the server directly".into(),
@@ -211,8 +275,7 @@ impl Session {
 
         // 2. Backend connection; the client's startup packet goes through as sent.
         let mut backend = self.connect_backend().await?;
-        backend
-            .write_all(&packet)
+        send(&mut backend, &packet)
             .await
             .map_err(SessionError::BackendIo)?;
         ctx.metrics.backend_out.increment(packet.len() as u64);
@@ -224,6 +287,9 @@ impl Session {
         let lex = Arc::new(LexState::new(true, Some("UTF8")));
         let app = Arc::new(AppName::new(self.ident.application.clone()));
         let mut authenticated = false;
+        // The server offered SCRAM: the client's next answer is a
+        // SASLInitialResponse (see `scram.rs`).
+        let mut sasl_initial = false;
         loop {
             let (tag, total) = read_backend_message(&mut backend, &mut bbuf).await?;
             let body = &bbuf[HEADER_LEN..total];
@@ -245,7 +311,16 @@ impl Session {
                         Authentication::Other(7..=9) => true,
                         Authentication::Other(_) => false,
                     };
-                    out.extend_from_slice(&bbuf[..total]);
+                    match auth {
+                        Authentication::Sasl { .. } => {
+                            sasl_initial = true;
+                            match super::scram::strip_channel_binding(body) {
+                                Some(stripped) => out.extend_from_slice(&stripped),
+                                None => out.extend_from_slice(&bbuf[..total]),
+                            }
+                        }
+                        _ => out.extend_from_slice(&bbuf[..total]),
+                    }
                     bbuf.advance(total);
                     flush_to(client, &mut out)
                         .await
@@ -263,8 +338,20 @@ impl Session {
                                 reason: "expected a password message",
                             }));
                         }
-                        backend
-                            .write_all(&cbuf[..answer])
+                        // A client on TLS that could bind but was not
+                        // offered binding (flag 'y'): a TLS server rejects
+                        // that as a downgrade, with a message that does not
+                        // say what to do. Say it here.
+                        if std::mem::take(&mut sasl_initial)
+                            && backend.is_tls()
+                            && super::scram::gs2_flag(&cbuf[HEADER_LEN..answer]) == Some(b'y')
+                        {
+                            ctx.metrics.auth_failures.increment(1);
+                            return Err(SessionError::Refused(
+                                super::scram::CHANNEL_BINDING_REFUSED.into(),
+                            ));
+                        }
+                        send(&mut backend, &cbuf[..answer])
                             .await
                             .map_err(SessionError::BackendIo)?;
                         cbuf.advance(answer);
@@ -339,7 +426,32 @@ impl Session {
         }))
     }
 
-    async fn connect_backend(&self) -> Result<TcpStream, SessionError> {
+    /// Runs the TLS handshake on the plaintext socket in `slot` (the
+    /// caller has answered `S`, or the client started TLS directly), and
+    /// records the version and client certificate in the identity.
+    async fn start_tls(
+        &mut self,
+        slot: &mut Option<ClientStream>,
+        tls: &ServerTls,
+    ) -> Result<(), SessionError> {
+        let Some(MaybeTls::Plain(tcp)) = slot.take() else {
+            return Err(SessionError::ClientGone);
+        };
+        let left = self
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        let stream = tls
+            .accept(tcp, left)
+            .await
+            .map_err(SessionError::ClientTls)?;
+        let info = TlsInfo::of(stream.get_ref().1);
+        self.ident.tls = Some(info.version);
+        self.ident.tls_subject = info.subject();
+        *slot = Some(MaybeTls::Tls(Box::new(stream)));
+        Ok(())
+    }
+
+    async fn connect_backend(&self) -> Result<BackendStream, SessionError> {
         let ctx = &self.ctx;
         let addr = &ctx.config.backend;
         let r = tokio::time::timeout(
@@ -365,7 +477,70 @@ impl Session {
             }
         };
         let _ = stream.set_nodelay(true);
-        Ok(stream)
+        match &ctx.backend_tls {
+            None => Ok(MaybeTls::Plain(stream)),
+            Some(c) => self
+                .backend_tls(stream, c)
+                .await
+                .map(|s| MaybeTls::Tls(Box::new(s))),
+        }
+    }
+
+    /// SSLRequest to the server, `S` expected, then the handshake with the
+    /// configured verification. Never falls back to plaintext.
+    async fn backend_tls(
+        &self,
+        mut stream: TcpStream,
+        connector: &crate::tls::BackendConnector,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, SessionError> {
+        let ctx = &self.ctx;
+        let timeout = ctx.limits.backend_connect_timeout;
+        let mut request = [0u8; 8];
+        request[..4].copy_from_slice(&8u32.to_be_bytes());
+        request[4..]
+            .copy_from_slice(&danxia_protocols::pg::startup::SSL_REQUEST_CODE.to_be_bytes());
+        let answer = tokio::time::timeout(timeout, async {
+            stream.write_all(&request).await?;
+            let mut b = [0u8; 1];
+            // Exactly one byte: anything after it belongs to TLS.
+            stream.read_exact(&mut b).await?;
+            Ok::<u8, std::io::Error>(b[0])
+        })
+        .await;
+        let fail = |result: &'static str, why: String| {
+            crate::tls::client::count_backend_handshake(&ctx.name, result);
+            warn!(listener = %ctx.name, backend = %ctx.config.backend, mode = connector.mode().as_str(), "backend TLS failed: {why}");
+            SessionError::BackendTls(why)
+        };
+        match answer {
+            Ok(Ok(b'S')) => {}
+            Ok(Ok(b'N')) => {
+                return Err(fail(
+                    "refused",
+                    "the server does not accept TLS (it answered N to SSLRequest; is ssl = off?); set backend_tls.mode = \"disable\" or enable TLS on the server".into(),
+                ))
+            }
+            Ok(Ok(b)) => {
+                return Err(fail(
+                    "failed",
+                    format!("unexpected answer {:?} to SSLRequest", b as char),
+                ))
+            }
+            Ok(Err(e)) => return Err(SessionError::BackendIo(e)),
+            Err(_) => {
+                return Err(fail(
+                    "timeout",
+                    format!("no answer to SSLRequest within {timeout:?}"),
+                ))
+            }
+        }
+        connector
+            .connect(stream, &ctx.name, timeout)
+            .await
+            .map_err(|e| {
+                warn!(listener = %ctx.name, backend = %ctx.config.backend, mode = connector.mode().as_str(), error = %e, "backend TLS handshake failed");
+                SessionError::BackendTls(e.to_string())
+            })
     }
 
     /// A CancelRequest: map the proxy-issued key to the backend's and
@@ -383,7 +558,7 @@ impl Session {
 
     /// Ends a session that failed before the relay started: tell the client
     /// why (FATAL, the SQLSTATE PostgreSQL would use), audit, count.
-    async fn fail_startup(&self, client: &mut TcpStream, e: SessionError) {
+    async fn fail_startup(&self, client: Option<&mut ClientStream>, e: SessionError) {
         let ctx = &self.ctx;
         let (code, message) = match &e {
             SessionError::ClientProtocol(ProtocolError::UnsupportedProtocol { major, minor }) => (
@@ -414,9 +589,21 @@ impl Session {
                 sqlstate::CONNECTION_FAILURE,
                 "danxia: the database server closed the connection during startup".to_string(),
             ),
-            SessionError::ClientIo(_) | SessionError::ClientGone | SessionError::Masking(_) => {
-                ("", String::new())
-            }
+            SessionError::TlsRequired => (
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                "this listener requires TLS: connect with sslmode=require".to_string(),
+            ),
+            SessionError::BackendTls(why) => (
+                sqlstate::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+                format!(
+                    "danxia: cannot establish TLS to the database server of listener \"{}\": {why}",
+                    ctx.name
+                ),
+            ),
+            SessionError::ClientIo(_)
+            | SessionError::ClientGone
+            | SessionError::Masking(_)
+            | SessionError::ClientTls(_) => ("", String::new()),
         };
         if let Some(kind) = e.protocol_kind() {
             ctx.metrics.protocol_error(kind);
@@ -432,10 +619,10 @@ impl Session {
                 info!(session = %self.ident.session, client = %self.ident.client, error = %e, "session refused during startup")
             }
         }
-        if !code.is_empty() {
+        if let (false, Some(client)) = (code.is_empty(), client) {
             let mut out = BytesMut::new();
             be::encode_error_response(&mut out, "FATAL", code, &message, None);
-            let _ = tokio::time::timeout(FAREWELL_TIMEOUT, client.write_all(&out)).await;
+            let _ = tokio::time::timeout(FAREWELL_TIMEOUT, send(client, &out)).await;
         }
         let kind = if e.protocol_kind().is_some() {
             EventKind::ProtocolError
@@ -453,7 +640,7 @@ impl Session {
     }
 
     /// Steady state: both directions until one ends, then the clean end.
-    async fn relay(&mut self, client: TcpStream, st: Started) {
+    async fn relay(&mut self, client: ClientStream, st: Started) {
         let ctx = self.ctx.clone();
         let (client_r, mut client_w) = client.into_split();
         let (backend_r, mut backend_w) = st.backend.into_split();
@@ -465,6 +652,10 @@ impl Session {
             Some(self.peer.ip()),
             st.app.clone(),
         );
+        let mut enforcer = enforcer;
+        if self.ident.tls_subject.is_some() {
+            enforcer.set_tls_subject(self.ident.tls_subject.clone());
+        }
         let mut up = Upstream {
             ctx: &ctx,
             reader: client_r,
@@ -654,12 +845,12 @@ impl Session {
         }
         tracker.abort_all(aborted_detail);
         if !farewell.is_empty() {
-            let _ = tokio::time::timeout(FAREWELL_TIMEOUT, client_w.write_all(&farewell)).await;
+            let _ = tokio::time::timeout(FAREWELL_TIMEOUT, send(&mut client_w, &farewell)).await;
         }
         if !matches!(end, End::Client(Ok(ClientEnd::Terminated))) {
             let mut x = BytesMut::new();
             fe::encode_terminate(&mut x);
-            let _ = tokio::time::timeout(FAREWELL_TIMEOUT, backend_w.write_all(&x)).await;
+            let _ = tokio::time::timeout(FAREWELL_TIMEOUT, send(&mut backend_w, &x)).await;
         }
         let _ = client_w.shutdown().await;
         let _ = backend_w.shutdown().await;
@@ -708,7 +899,7 @@ enum BackendEnd {
 /// Client → backend.
 struct Upstream<'a> {
     ctx: &'a ListenerCtx,
-    reader: OwnedReadHalf,
+    reader: ClientReadHalf,
     buf: BytesMut,
     /// Body bytes of a streamed message (CopyData) still to forward.
     passthrough: usize,
@@ -756,7 +947,7 @@ struct Portal {
 const MAX_TRACKED_STATEMENTS: usize = 10_000;
 
 impl Upstream<'_> {
-    async fn run(&mut self, backend: &mut OwnedWriteHalf) -> Result<ClientEnd, SessionError> {
+    async fn run(&mut self, backend: &mut BackendWriteHalf) -> Result<ClientEnd, SessionError> {
         let max = self.ctx.limits.max_message_bytes as usize;
         loop {
             // Process what is buffered (startup may have left some).
@@ -1127,8 +1318,7 @@ impl Upstream<'_> {
                 // A refused message was replaced: send the rebuilt bytes.
                 let t0 = Instant::now();
                 self.out.extend_from_slice(&self.buf[copied..pos]);
-                backend
-                    .write_all(&self.out)
+                send(backend, &self.out)
                     .await
                     .map_err(SessionError::BackendIo)?;
                 self.ctx
@@ -1143,8 +1333,7 @@ impl Upstream<'_> {
                 self.buf.advance(pos);
             } else if pos > 0 {
                 let t0 = Instant::now();
-                backend
-                    .write_all(&self.buf[..pos])
+                send(backend, &self.buf[..pos])
                     .await
                     .map_err(SessionError::BackendIo)?;
                 self.ctx.metrics.backend_out.increment(pos as u64);
@@ -1341,7 +1530,7 @@ fn decode_lossy(bytes: &[u8]) -> String {
 /// Backend → client.
 struct Downstream<'a> {
     ctx: &'a ListenerCtx,
-    reader: OwnedReadHalf,
+    reader: BackendReadHalf,
     buf: BytesMut,
     /// Body bytes of a streamed message (DataRow, CopyData, …) still to
     /// forward; non-zero means the client stream is mid-message.
@@ -1395,7 +1584,7 @@ impl Downstream<'_> {
 
     async fn run(
         &mut self,
-        client: &mut OwnedWriteHalf,
+        client: &mut ClientWriteHalf,
         tracker: &mut Tracker,
     ) -> Result<BackendEnd, SessionError> {
         // Created once: re-creating the watch future every turn of the loop
@@ -1607,16 +1796,14 @@ impl Downstream<'_> {
             tracker.flush().await;
             if !self.out.is_empty() {
                 self.out.extend_from_slice(&self.buf[copied..pos]);
-                client
-                    .write_all(&self.out)
+                send(client, &self.out)
                     .await
                     .map_err(SessionError::ClientIo)?;
                 self.ctx.metrics.client_out.increment(self.out.len() as u64);
                 self.out.clear();
                 self.buf.advance(pos);
             } else if pos > 0 {
-                client
-                    .write_all(&self.buf[..pos])
+                send(client, &self.buf[..pos])
                     .await
                     .map_err(SessionError::ClientIo)?;
                 self.ctx.metrics.client_out.increment(pos as u64);
@@ -1723,17 +1910,24 @@ async fn read_some<R: AsyncReadExt + Unpin>(
     r.read_buf(buf).await
 }
 
-async fn flush_to(w: &mut TcpStream, out: &mut BytesMut) -> std::io::Result<()> {
+async fn flush_to<W: AsyncWrite + Unpin>(w: &mut W, out: &mut BytesMut) -> std::io::Result<()> {
     if !out.is_empty() {
-        w.write_all(out).await?;
+        send(w, out).await?;
         out.clear();
     }
     Ok(())
 }
 
+/// Writes all of `bytes` and flushes: TLS may hold the last records of a
+/// write until flushed (a no-op on a plain socket).
+async fn send<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    w.write_all(bytes).await?;
+    w.flush().await
+}
+
 /// Reads one whole backend message during startup; returns (tag, total).
-async fn read_backend_message(
-    s: &mut TcpStream,
+async fn read_backend_message<R: AsyncRead + Unpin>(
+    s: &mut R,
     buf: &mut BytesMut,
 ) -> Result<(u8, usize), SessionError> {
     loop {
@@ -1754,8 +1948,8 @@ async fn read_backend_message(
 }
 
 /// Reads one whole client message during startup; returns its total length.
-async fn read_client_message(
-    s: &mut TcpStream,
+async fn read_client_message<R: AsyncRead + Unpin>(
+    s: &mut R,
     buf: &mut BytesMut,
     max: usize,
 ) -> Result<usize, SessionError> {
