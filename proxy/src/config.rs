@@ -273,6 +273,13 @@ pub struct ListenerConfig {
     /// HTTP listeners: body handling and limits.
     #[serde(default)]
     pub http: crate::http::config::HttpSettings,
+    /// TLS towards clients (`[listener.tls]`, see docs/tls.md).
+    #[serde(default)]
+    pub tls: Option<crate::tls::ListenerTls>,
+    /// TLS towards the backend (`[listener.backend_tls]`); database
+    /// listeners only.
+    #[serde(default)]
+    pub backend_tls: Option<crate::tls::BackendTls>,
 }
 
 impl ListenerConfig {
@@ -366,6 +373,9 @@ impl Config {
                     l.listen
                 ));
             }
+            if let Some(t) = &l.tls {
+                t.validate(&format!("{at}.tls"))?;
+            }
             if l.protocol == Protocol::Http {
                 validate_http_listener(l, &at)?;
                 continue;
@@ -381,12 +391,15 @@ impl Config {
                     ));
                 }
             }
-            parse_host_port(&l.backend).map_err(|why| {
+            let (host, _) = parse_host_port(&l.backend).map_err(|why| {
                 format!(
                     "{at}.backend = {:?}: {why}; expected \"host:port\", e.g. \"127.0.0.1:5432\"",
                     l.backend
                 )
             })?;
+            if let Some(t) = &l.backend_tls {
+                t.validate(&format!("{at}.backend_tls"), &host)?;
+            }
         }
         if self.limits.max_message_bytes < MIN_MAX_MESSAGE_BYTES {
             return Err(format!(
@@ -449,6 +462,12 @@ impl Config {
             self.api.dir = base.join(&self.api.dir);
         }
         for l in &mut self.listeners {
+            if let Some(t) = &mut l.tls {
+                t.resolve_paths(base);
+            }
+            if let Some(t) = &mut l.backend_tls {
+                t.resolve_paths(base);
+            }
             let auth = l.auth.as_mut();
             let (keys, jwks) = match auth {
                 Some(a) => (a.keys_file.as_mut(), a.jwks_file.as_mut()),
@@ -494,6 +513,11 @@ fn validate_http_listener(l: &ListenerConfig, at: &str) -> Result<(), String> {
     if l.deny_error_code.is_some() {
         return Err(format!(
             "{at}.deny_error_code applies to mysql listeners only"
+        ));
+    }
+    if l.backend_tls.is_some() {
+        return Err(format!(
+            "{at}.backend_tls applies to database listeners; an http listener's upstreams say their scheme in their url"
         ));
     }
     if l.api_policy.is_none() {

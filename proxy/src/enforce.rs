@@ -125,6 +125,13 @@ impl Enforcer {
         }
     }
 
+    /// The client's verified TLS certificate subject, which policies
+    /// match with `tls_subjects`.
+    pub fn set_tls_subject(&mut self, subject: Option<Arc<str>>) {
+        self.identity = self.identity.clone().with_tls_subject(subject);
+        self.learned.clear();
+    }
+
     pub fn has_behaviour(&self) -> bool {
         self.behaviour.is_some()
     }
@@ -181,7 +188,8 @@ impl Enforcer {
             database,
             i.application.clone(),
             i.address,
-        );
+        )
+        .with_tls_subject(i.tls_subject.clone());
         self.learned.clear();
         self.named.clear();
     }

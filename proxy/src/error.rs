@@ -43,6 +43,17 @@ pub enum SessionError {
     /// through.
     #[error("{0}")]
     Masking(#[from] crate::results::RowError),
+    /// The client's TLS handshake failed (bad certificate, no certificate
+    /// with `client_auth = "required"`, protocol mismatch, timeout).
+    #[error("client TLS: {0}")]
+    ClientTls(crate::tls::TlsError),
+    /// A plaintext client on a listener with `tls.mode = "required"`.
+    #[error("this listener requires TLS")]
+    TlsRequired,
+    /// TLS to the backend could not be established (the server does not
+    /// offer it, or its certificate does not verify).
+    #[error("backend TLS: {0}")]
+    BackendTls(String),
 }
 
 impl SessionError {
@@ -55,6 +66,7 @@ impl SessionError {
                 _ => "malformed",
             }),
             SessionError::StartupTimeout(_) => Some("startup_timeout"),
+            SessionError::ClientTls(_) => Some("tls_handshake"),
             _ => None,
         }
     }

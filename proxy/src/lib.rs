@@ -27,3 +27,4 @@ pub mod pg;
 pub mod policy;
 pub mod results;
 pub mod server;
+pub mod tls;

@@ -47,6 +47,12 @@ pub struct ListenerCtx {
     pub behaviour: Option<Arc<crate::behaviour::Behaviour>>,
     /// Alert delivery to the SOC.
     pub alerts: crate::alerts::Alerts,
+    /// TLS towards clients (`[listener.tls]`), reloaded when its files
+    /// change.
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
+    /// TLS towards the backend (`[listener.backend_tls]` with a mode other
+    /// than `disable`).
+    pub backend_tls: Option<Arc<crate::tls::BackendConnector>>,
 }
 
 /// Counts live sessions across listeners and issues session ids, so that

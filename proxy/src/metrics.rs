@@ -47,6 +47,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 }
 
 fn describe() {
+    crate::tls::describe_metrics();
     describe_counter!(
         "danxia_sensitive_values_total",
         "Sensitive values (by classification tag) returned to clients in the clear, in scanned result rows."

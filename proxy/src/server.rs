@@ -143,6 +143,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let sock = listener::bind(l.listen)
             .await
             .with_context(|| format!("binding listener \"{}\" on {}", l.name, l.listen))?;
+        let (tls, backend_tls) = crate::tls::for_listener(l)
+            .map_err(|e| anyhow::anyhow!("listener \"{}\": {e}", l.name))?;
+        if let Some(t) = &tls {
+            t.spawn_watcher(shutdown_rx.clone());
+        }
         let ctx = Arc::new(ListenerCtx {
             config: l.clone(),
             name: Arc::from(l.name.as_str()),
@@ -161,6 +166,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             scanner: scanner.clone(),
             behaviour: behaviour.clone(),
             alerts: alerts.clone(),
+            tls,
+            backend_tls,
         });
         if l.protocol == crate::config::Protocol::Http {
             let (Some(state), Some(api_dir)) = (caller_state.clone(), l.api_policy.clone()) else {

@@ -96,6 +96,15 @@ pub struct Options {
     pub mysql: bool,
     /// Extra keys of the `mysql` listener's table (with `mysql`).
     pub mysql_listener_toml: String,
+    /// Body of the `pg` listener's `[listener.tls]` table (see
+    /// [`tls::TestPki::listener_tls`]); written after `listener_toml`.
+    pub pg_tls: Option<String>,
+    /// Body of the `pg` listener's `[listener.backend_tls]` table.
+    pub pg_backend_tls: Option<String>,
+    /// Body of the `mysql` listener's `[listener.tls]` table.
+    pub mysql_tls: Option<String>,
+    /// Body of the `mysql` listener's `[listener.backend_tls]` table.
+    pub mysql_backend_tls: Option<String>,
 }
 
 impl Default for Options {
@@ -112,6 +121,10 @@ impl Default for Options {
             listener_toml: String::new(),
             mysql: false,
             mysql_listener_toml: String::new(),
+            pg_tls: None,
+            pg_backend_tls: None,
+            mysql_tls: None,
+            mysql_backend_tls: None,
         }
     }
 }
@@ -208,6 +221,7 @@ impl Options {
             s.push_str(&self.listener_toml);
             s.push('\n');
         }
+        push_tls_tables(&mut s, &self.pg_tls, &self.pg_backend_tls);
         if self.mysql {
             s.push_str("\n[[listener]]\nname = \"mysql\"\nprotocol = \"mysql\"\n");
             s.push_str(&format!("listen = \"127.0.0.1:{mysql_port}\"\n"));
@@ -216,6 +230,7 @@ impl Options {
                 s.push_str(&self.mysql_listener_toml);
                 s.push('\n');
             }
+            push_tls_tables(&mut s, &self.mysql_tls, &self.mysql_backend_tls);
         }
         if !self.extra_toml.is_empty() {
             s.push('\n');
@@ -223,6 +238,16 @@ impl Options {
             s.push('\n');
         }
         s
+    }
+}
+
+/// Appends a listener's `[listener.tls]` / `[listener.backend_tls]`
+/// sub-tables (after its own keys, as TOML requires).
+fn push_tls_tables(s: &mut String, tls: &Option<String>, backend_tls: &Option<String>) {
+    for (table, body) in [("tls", tls), ("backend_tls", backend_tls)] {
+        if let Some(b) = body {
+            s.push_str(&format!("[listener.{table}]\n{b}\n"));
+        }
     }
 }
 
@@ -1684,6 +1709,8 @@ pub fn vm_rss_kib(pid: u32) -> Option<u64> {
 /// A hand-written PostgreSQL frontend (protocol 3.0) for protocol-level tests:
 /// message encoders, a frame reader, and a [`wire::RawSession`] that performs
 /// a trust-auth startup and records the BackendKeyData the proxy hands out.
+pub mod tls;
+
 pub mod wire {
     use std::collections::BTreeMap;
     use std::io::{self, Read, Write};

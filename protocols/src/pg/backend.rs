@@ -52,6 +52,9 @@ pub mod sqlstate {
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    /// What PostgreSQL answers when pg_hba.conf has no entry for a
+    /// connection (e.g. `hostssl` only and the client is plaintext).
+    pub const INVALID_AUTHORIZATION_SPECIFICATION: &str = "28000";
 }
 
 /// The single byte answered to SSLRequest/GSSENCRequest when not supported.

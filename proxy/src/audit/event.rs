@@ -206,6 +206,14 @@ pub struct AuditEvent {
     /// HTTP: the upstream API the request went to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<Arc<str>>,
+    /// Subject of the client's verified TLS certificate, RFC 4514
+    /// (`CN=app1,O=Health`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_subject: Option<Arc<str>>,
+    /// Negotiated TLS version of the client connection (`TLSv1.3`);
+    /// absent for plaintext sessions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<&'static str>,
 }
 
 /// One piece of baseline evidence as audit events and alerts carry it.

@@ -34,6 +34,10 @@ pub struct SessionIdentity {
     pub user: Option<Arc<str>>,
     pub database: Option<Arc<str>>,
     pub application: Option<Arc<str>>,
+    /// Subject of the client's verified TLS certificate (RFC 4514).
+    pub tls_subject: Option<Arc<str>>,
+    /// Negotiated TLS version (`TLSv1.3`); `None` for plaintext sessions.
+    pub tls: Option<&'static str>,
 }
 
 impl SessionIdentity {
@@ -48,6 +52,8 @@ impl SessionIdentity {
             user: self.user.clone(),
             database: self.database.clone(),
             application: self.application.clone(),
+            tls_subject: self.tls_subject.clone(),
+            tls: self.tls,
             ..Default::default()
         }
     }

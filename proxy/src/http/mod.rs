@@ -249,6 +249,8 @@ async fn serve_connection(
             user: None,
             database: None,
             application: None,
+            tls_subject: None,
+            tls: None,
         },
         who: std::sync::Mutex::new(None),
     });

@@ -95,6 +95,8 @@ pub async fn run(ctx: &Arc<ListenerCtx>, client: TcpStream, peer: SocketAddr, id
         user: None,
         database: None,
         application: None,
+        tls_subject: None,
+        tls: None,
     };
     let mut client = Conn::new(client);
     let started = Instant::now();

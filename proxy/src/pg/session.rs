@@ -65,6 +65,8 @@ pub async fn run(ctx: &Arc<ListenerCtx>, client: TcpStream, peer: SocketAddr, id
             user: None,
             database: None,
             application: None,
+            tls_subject: None,
+            tls: None,
         },
         started: Instant::now(),
         peer,
@@ -410,9 +412,21 @@ impl Session {
                 sqlstate::CONNECTION_FAILURE,
                 "danxia: the database server closed the connection during startup".to_string(),
             ),
-            SessionError::ClientIo(_) | SessionError::ClientGone | SessionError::Masking(_) => {
-                ("", String::new())
-            }
+            SessionError::TlsRequired => (
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                "this listener requires TLS: connect with sslmode=require".to_string(),
+            ),
+            SessionError::BackendTls(why) => (
+                sqlstate::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+                format!(
+                    "danxia: cannot establish TLS to the database server of listener \"{}\": {why}",
+                    ctx.name
+                ),
+            ),
+            SessionError::ClientIo(_)
+            | SessionError::ClientGone
+            | SessionError::Masking(_)
+            | SessionError::ClientTls(_) => ("", String::new()),
         };
         if let Some(kind) = e.protocol_kind() {
             ctx.metrics.protocol_error(kind);
