@@ -503,6 +503,16 @@ impl Config {
                     *path = base.join(&*path);
                 }
             }
+            for u in &mut l.upstream {
+                for path in [u.ca.as_mut(), u.cert.as_mut(), u.key.as_mut()]
+                    .into_iter()
+                    .flatten()
+                {
+                    if path.is_relative() {
+                        *path = base.join(&*path);
+                    }
+                }
+            }
         }
         if let Some(p) = &mut self.policy {
             for path in [
@@ -572,7 +582,11 @@ fn validate_http_listener(l: &ListenerConfig, at: &str) -> Result<(), String> {
                 "{at}.auth is missing: every API caller must authenticate, e.g.\n\n[listener.auth]\napi_key_header = \"x-api-key\"\nkeys_file = \"var/api-keys.toml\""
             ))
         }
-        Some(a) => a.validate().map_err(|e| format!("{at}.auth: {e}"))?,
+        Some(a) => {
+            let client_certs = l.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+            a.validate_for(client_certs)
+                .map_err(|e| format!("{at}.auth: {e}"))?
+        }
     }
     l.http.validate(at)
 }

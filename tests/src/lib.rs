@@ -1192,8 +1192,8 @@ pub fn mysql_file(name: &str) -> PathBuf {
 
 /// The `mariadb` CLI on 127.0.0.1:`port` over TCP as `user` (with
 /// `password` if given) in `db`: no option files (`--no-defaults`), no TLS
-/// (`--skip-ssl`: danxia offers MySQL clients no TLS yet, and the 10.11
-/// client would otherwise ask for it), `--batch` output (tab-separated,
+/// (`--skip-ssl`: a listener with `[listener.tls]` would otherwise be asked
+/// for it by the 10.11 client; tests/tests/mysql_tls.rs covers TLS), `--batch` output (tab-separated,
 /// column names on the first line, special characters escaped) in utf8mb4,
 /// comments sent to the server with the statement (`--comments`: the
 /// client strips them by default, and tests mark statements with them), a
@@ -1629,10 +1629,22 @@ pub struct Upstream {
 impl Upstream {
     /// Starts the upstream with `seed` and waits for its `READY <port>` line.
     pub fn start(seed: u64) -> Upstream {
+        Upstream::start_args(seed, &[])
+    }
+
+    /// Starts the upstream serving HTTPS with `cert` and `key` (PEM).
+    pub fn start_tls(seed: u64, cert: &Path, key: &Path) -> Upstream {
+        let (c, k) = (cert.display().to_string(), key.display().to_string());
+        Upstream::start_args(seed, &["--tls", &c, &k])
+    }
+
+    /// Starts the upstream with `seed` and `extra` arguments.
+    pub fn start_args(seed: u64, extra: &[&str]) -> Upstream {
         let script = workspace_root().join("tests/upstream/citizens_api.py");
         let mut child = python()
             .arg(&script)
             .args(["--port", "0", "--seed", &seed.to_string()])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

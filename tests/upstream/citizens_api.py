@@ -14,7 +14,7 @@ test can compute what it expects by importing this module:
 
     python3 -c 'import citizens_api as c; print(c.person(42, 7))'
 
-Run:  python3 tests/upstream/citizens_api.py --port 0 [--seed 42] [--records 10000]
+Run:  python3 tests/upstream/citizens_api.py --port 0 [--seed 42] [--records 10000] [--tls CERT KEY]
 It prints `READY <port>` on stdout once it listens. See README.md beside it.
 """
 
@@ -27,6 +27,7 @@ import gzip
 import json
 import random
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -531,6 +532,36 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 1024
+    # An ssl.SSLContext when serving HTTPS (--tls), else None.
+    tls = None
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        if self.tls is not None:
+            # The handshake runs in the request's thread (finish_request), so
+            # a client that never completes it cannot stall accept().
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def finish_request(self, request, client_address):
+        if self.tls is not None:
+            request.settimeout(30)
+            try:
+                request.do_handshake()
+            except (OSError, ssl.SSLError):
+                return  # a failed handshake is the client's business (danxia's wrong-CA test)
+            request.settimeout(None)
+        super().finish_request(request, client_address)
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """A server context for --tls: TLS 1.2+, the given PEM certificate chain
+    and key, HTTP/1.1 by ALPN (this server speaks nothing else)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
 
 
 def make_server(port: int = 0, seed: int = DEFAULT_SEED, records: int = DEFAULT_RECORDS, verbose=False) -> Server:
@@ -556,10 +587,15 @@ def main(argv=None) -> int:
         "--records", type=int, default=DEFAULT_RECORDS, help=f"number of records, ids 1..N (default {DEFAULT_RECORDS})"
     )
     ap.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    ap.add_argument(
+        "--tls", nargs=2, metavar=("CERT", "KEY"), help="serve HTTPS with this PEM certificate (chain) and key"
+    )
     args = ap.parse_args(argv)
     if args.records < 0:
         ap.error("--records must be >= 0")
     server = make_server(args.port, args.seed, args.records, args.verbose)
+    if args.tls:
+        server.tls = tls_context(*args.tls)
     print(f"READY {server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

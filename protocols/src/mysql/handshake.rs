@@ -180,6 +180,43 @@ pub fn strip_greeting_capabilities(payload: &mut [u8], strip: u64) -> Result<(),
     Ok(())
 }
 
+/// Sets the lower-16 capability bits `offer` in a greeting, in place: how a
+/// TLS-terminating proxy advertises `CLIENT_SSL` that the server behind it
+/// does not offer. Only bits 0..16 may be set (the upper and extended ones
+/// are absent from a short greeting); bit 0 is never touched.
+pub fn offer_greeting_capabilities(payload: &mut [u8], offer: u16) -> Result<(), ProtocolError> {
+    let offer = offer & !(CLIENT_LONG_PASSWORD as u16);
+    let lower = lower_caps_offset(payload)?;
+    let Some(field) = payload.get_mut(lower..lower + 2) else {
+        return Err(ProtocolError::Malformed {
+            message: GREETING,
+            reason: super::TRUNCATED,
+        });
+    };
+    let caps = u16::from_le_bytes([field[0], field[1]]) | offer;
+    field.copy_from_slice(&caps.to_le_bytes());
+    Ok(())
+}
+
+/// Sets the lower-32 capability bits `set` in a handshake response or
+/// SSLRequest, in place (bit 0 is never touched). Used to add `CLIENT_SSL`
+/// to the response a proxy forwards over a TLS link to the server when the
+/// client itself connected in plaintext; never set a bit that changes the
+/// packet's layout.
+pub fn set_response_capabilities(payload: &mut [u8], set: u32) -> Result<(), ProtocolError> {
+    let set = set & !(CLIENT_LONG_PASSWORD as u32);
+    let Some(field) = payload.get_mut(..4) else {
+        return Err(ProtocolError::Malformed {
+            message: RESPONSE,
+            reason: super::TRUNCATED,
+        });
+    };
+    let mut le = [0u8; 4];
+    le.copy_from_slice(field);
+    field.copy_from_slice(&(u32::from_le_bytes(le) | set).to_le_bytes());
+    Ok(())
+}
+
 /// Clears `bits` in the little-endian `u32` at `at`, if it is there.
 fn clear_u32(payload: &mut [u8], at: usize, bits: u32) {
     if let Some(field) = payload.get_mut(at..at + 4) {
@@ -470,6 +507,32 @@ mod tests {
             );
             assert_eq!(&bad[..], &original[..cut]);
         }
+    }
+
+    #[test]
+    fn offer_ssl_in_greeting_and_response() {
+        let original = hex(MARIADB_GREETING);
+        let mut payload = original.clone();
+        strip_greeting_capabilities(&mut payload, CLIENT_SSL).unwrap();
+        assert_eq!(
+            parse_greeting(&payload).unwrap().capabilities & CLIENT_SSL,
+            0
+        );
+        offer_greeting_capabilities(&mut payload, CLIENT_SSL as u16).unwrap();
+        let g = parse_greeting(&payload).unwrap();
+        assert_ne!(g.capabilities & CLIENT_SSL, 0);
+        assert!(g.mariadb, "bit 0 untouched");
+        assert!(offer_greeting_capabilities(&mut original[..3].to_vec(), 1).is_err());
+
+        let mut resp = hex(MARIADB_RESPONSE);
+        strip_response_capabilities(&mut resp, CLIENT_SSL).unwrap();
+        let before = parse_handshake_response(&resp).unwrap();
+        set_response_capabilities(&mut resp, CLIENT_SSL as u32).unwrap();
+        let after = parse_handshake_response(&resp).unwrap();
+        assert_eq!(after.capabilities, before.capabilities | CLIENT_SSL);
+        assert_eq!(after.user, before.user);
+        assert!(!after.ssl_request, "a full response stays one");
+        assert!(set_response_capabilities(&mut [0u8; 3], 1).is_err());
     }
 
     #[test]

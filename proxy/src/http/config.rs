@@ -19,8 +19,22 @@ pub struct UpstreamConfig {
     /// port); any host when absent.
     #[serde(default)]
     pub host: Option<String>,
-    /// Base URL of the API, `http://host:port` (https arrives with TLS).
+    /// Base URL of the API, `http://host:port` or `https://host:port`.
     pub url: String,
+    /// https: PEM bundle of the CA(s) that sign the API's certificate
+    /// (required: verification is always on).
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// https: client certificate (PEM chain) danxia presents to the API.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// https: the key of `cert` (PEM).
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// https: the name the API's certificate must carry (and SNI); default
+    /// the URL's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 /// Whether response bodies are inspected.
@@ -189,16 +203,10 @@ pub fn validate_upstream(u: &UpstreamConfig, at: &str) -> Result<http::Uri, Stri
         )
     })?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "{at}.url = {:?}: https upstreams arrive with TLS support; use http on a trusted network for now",
-                u.url
-            ))
-        }
+        Some("http") | Some("https") => {}
         _ => {
             return Err(format!(
-                "{at}.url = {:?}: expected an http:// URL",
+                "{at}.url = {:?}: expected an http:// or https:// URL",
                 u.url
             ))
         }

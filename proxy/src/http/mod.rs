@@ -19,6 +19,7 @@ pub mod runtime;
 pub mod service;
 pub mod state;
 pub mod upstream;
+pub mod upstream_tls;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -77,11 +78,13 @@ impl HttpCtx {
             .auth
             .clone()
             .ok_or_else(|| format!("listener {}: [listener.auth] is missing", cfg.name))?;
-        let auth = auth::Authenticator::load(&auth_cfg)
+        let client_certs = cfg.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+        let auth = auth::Authenticator::load_for(&auth_cfg, client_certs)
             .map_err(|e| format!("listener {}: [listener.auth]: {e}", cfg.name))?;
-        let upstreams =
+        let mut upstreams =
             Upstreams::new(&cfg.upstream).map_err(|e| format!("listener {}: {e}", cfg.name))?;
         let settings = cfg.http.clone();
+        upstreams.connect(&settings);
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(settings.connect_timeout));
         connector.set_nodelay(true);
@@ -224,7 +227,10 @@ pub async fn serve(listener: TcpListener, hx: Arc<HttpCtx>) {
         let hx = hx.clone();
         tokio::spawn(async move {
             hx.lx.metrics.connections_active.increment(1.0);
-            serve_connection(hx.clone(), stream, peer, id).await;
+            match hx.lx.tls.clone() {
+                None => serve_connection(hx.clone(), stream, peer, id, None).await,
+                Some(tls) => serve_tls(hx.clone(), tls, stream, peer, id).await,
+            }
             hx.lx.metrics.connections_active.decrement(1.0);
             drop(permit);
             drop(guard);
@@ -233,12 +239,88 @@ pub async fn serve(listener: TcpListener, hx: Arc<HttpCtx>) {
     info!(listener = %ctx.name, "stopped accepting");
 }
 
-async fn serve_connection(
+/// First byte of a TLS record carrying a handshake (a ClientHello).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// The answer to plain HTTP on a listener that requires HTTPS: a 400
+/// problem document, then the connection closes.
+fn https_required() -> Vec<u8> {
+    let body = serde_json::json!({
+        "type": "urn:danxia:rule:api.tls-required",
+        "title": "HTTPS required",
+        "status": 400,
+        "detail": "this listener requires TLS: use https://",
+        "rule": "api.tls-required",
+    })
+    .to_string();
+    format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/problem+json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// An HTTPS listener's connection: the TLS handshake (bounded by the
+/// header timeout, counted by `ServerTls`), then HTTP/1.1 or h2 by ALPN.
+/// A client that speaks plain HTTP gets a 400 that says to use https://
+/// (`mode = "required"`) or is served in plaintext (`mode = "optional"`).
+async fn serve_tls(
     hx: Arc<HttpCtx>,
+    tls: Arc<crate::tls::ServerTls>,
     stream: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
     id: Arc<str>,
 ) {
+    let timeout = hx.settings.header_timeout;
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(timeout, stream.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] != TLS_HANDSHAKE_RECORD => {
+            if tls.settings().mode == crate::tls::TlsMode::Optional {
+                return serve_connection(hx, stream, peer, id, None).await;
+            }
+            tls.count_plaintext_refused();
+            debug!(listener = %hx.lx.name, %peer, "plain HTTP on an HTTPS listener: refused");
+            let mut stream = stream;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                tokio::io::AsyncWriteExt::write_all(&mut stream, &https_required()),
+            )
+            .await;
+            return;
+        }
+        Ok(Ok(1)) => {}
+        Err(_) => {
+            tls.count_handshake("timeout");
+            return;
+        }
+        // Closed or failed before sending anything.
+        Ok(_) => return,
+    }
+    match tls.accept(stream, timeout).await {
+        Ok(s) => {
+            let info = crate::tls::TlsInfo::of(s.get_ref().1);
+            serve_connection(hx, s, peer, id, Some(info)).await
+        }
+        Err(e) => debug!(listener = %hx.lx.name, %peer, error = %e, "TLS handshake failed"),
+    }
+}
+
+async fn serve_connection<I>(
+    hx: Arc<HttpCtx>,
+    stream: I,
+    peer: std::net::SocketAddr,
+    id: Arc<str>,
+    tls: Option<crate::tls::TlsInfo>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let cert = tls
+        .as_ref()
+        .and_then(|t| t.client_cert.as_ref())
+        .map(|c| auth::PresentedCert {
+            subject: c.subject.clone(),
+            fingerprint_sha256: Arc::from(c.fingerprint_sha256.as_str()),
+        });
     let conn = Arc::new(service::Conn {
         peer,
         ident: SessionIdentity {
@@ -249,10 +331,12 @@ async fn serve_connection(
             user: None,
             database: None,
             application: None,
-            tls_subject: None,
-            tls: None,
+            tls_subject: cert.as_ref().map(|c| c.subject.clone()),
+            tls: tls.as_ref().map(|t| t.version),
         },
         who: std::sync::Mutex::new(None),
+        tls: tls.is_some(),
+        cert,
     });
     let svc = {
         let hx = hx.clone();

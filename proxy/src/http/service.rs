@@ -41,6 +41,10 @@ pub struct Conn {
     /// connection nearly always carries one caller: built once, not per
     /// request).
     pub who: std::sync::Mutex<Option<Arc<crate::behaviour::who::Who>>>,
+    /// The connection is HTTPS.
+    pub tls: bool,
+    /// The verified client certificate of an HTTPS connection (mTLS).
+    pub cert: Option<super::auth::PresentedCert>,
 }
 
 impl Conn {
@@ -220,8 +224,16 @@ async fn decide_and_forward(
     query: Option<String>,
 ) -> Response<RespBody> {
     let now = super::unix_now();
+    let policy = hx.policy.current();
     // 1. Who is calling.
-    let caller = match hx.auth.authenticate(req.headers(), query.as_deref(), now) {
+    let declared = |id: &str| policy.caller(id).is_some();
+    let caller = match hx.auth.authenticate_request(
+        req.headers(),
+        query.as_deref(),
+        now,
+        conn.cert.as_ref(),
+        &declared,
+    ) {
         Ok(c) => c,
         Err(f) => {
             hx.metrics.auth_failed(f.reason.as_str());
@@ -245,7 +257,6 @@ async fn decide_and_forward(
     x.ev.user = Some(caller.id.clone());
     x.ev.application = Some(Arc::from(caller.method()));
     x.ev.credential = Some(super::credential_label(&caller));
-    let policy = hx.policy.current();
     x.ev.policy_version = Some(policy.version());
     // The behaviour identity: caller × "api" × client network.
     if let Some(b) = &hx.lx.behaviour {
@@ -458,6 +469,7 @@ async fn forward(
     let caller = x.caller.clone().unwrap_or_else(|| Arc::from("-"));
     forward_headers(
         &mut parts.headers,
+        if conn.tls { "https" } else { "http" },
         conn.peer,
         &caller,
         hx.credential_headers(),
@@ -485,7 +497,11 @@ async fn forward(
     parts.uri = uri;
     parts.version = http::Version::HTTP_11;
     let up_req = Request::from_parts(parts, Limited::new(body, limit as usize));
-    let sent = tokio::time::timeout(hx.settings.upstream_timeout, hx.client.request(up_req)).await;
+    let pending = match &up.https {
+        Some(c) => c.request(up_req),
+        None => hx.client.request(up_req),
+    };
+    let sent = tokio::time::timeout(hx.settings.upstream_timeout, pending).await;
     let resp = match sent {
         Err(_) => {
             return refuse(
@@ -509,6 +525,20 @@ async fn forward(
                     "api.body-too-large",
                     "Request body too large",
                     format!("the request body exceeded {limit} bytes"),
+                    &[],
+                )
+                .await;
+            }
+            if let Some(why) = super::upstream_tls::tls_failure(&e) {
+                return refuse(
+                    x,
+                    StatusCode::BAD_GATEWAY,
+                    "api.upstream-tls",
+                    "Upstream TLS failure",
+                    format!(
+                        "TLS with the API at {} failed: {why}; check the upstream's ca and server_name",
+                        up.url
+                    ),
                     &[],
                 )
                 .await;

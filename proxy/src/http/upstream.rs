@@ -21,6 +21,10 @@ pub struct Upstream {
     pub base_path: String,
     /// For logs and audit: the configured URL.
     pub url: String,
+    /// https upstreams: what is verified and presented.
+    pub tls: Option<super::upstream_tls::UpstreamTls>,
+    /// https upstreams: the pooled client (built by [`Upstreams::connect`]).
+    pub https: Option<super::upstream_tls::HttpsClient>,
 }
 
 /// All of a listener's upstreams, longest prefix first.
@@ -48,7 +52,9 @@ impl Upstreams {
     pub fn new(cfgs: &[UpstreamConfig]) -> Result<Upstreams, String> {
         let mut v = Vec::with_capacity(cfgs.len());
         for (i, c) in cfgs.iter().enumerate() {
-            let uri = super::config::validate_upstream(c, &format!("upstream[{i}]"))?;
+            let at = format!("upstream[{i}]");
+            let uri = super::config::validate_upstream(c, &at)?;
+            let tls = super::upstream_tls::load(c, uri.host().unwrap_or(""), &at)?;
             let parts = uri.into_parts();
             v.push(Upstream {
                 prefix: c.prefix.clone(),
@@ -62,6 +68,8 @@ impl Upstreams {
                     .map(|p| p.path().trim_end_matches('/').to_string())
                     .unwrap_or_default(),
                 url: c.url.clone(),
+                tls,
+                https: None,
             });
         }
         // Longest prefix first; a host-specific entry before a wildcard one
@@ -73,6 +81,15 @@ impl Upstreams {
                 .then(b.host.is_some().cmp(&a.host.is_some()))
         });
         Ok(Upstreams(v))
+    }
+
+    /// Builds the pooled client of every https upstream.
+    pub fn connect(&mut self, settings: &super::config::HttpSettings) {
+        for u in &mut self.0 {
+            if let Some(t) = &u.tls {
+                u.https = Some(super::upstream_tls::client(t, settings));
+            }
+        }
     }
 
     /// The configured URLs, for logs.
@@ -141,9 +158,11 @@ pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str>
 }
 
 /// Rewrites a client request's headers for the upstream, in place.
-/// `credential_headers` are removed unless `forward_credentials`.
+/// `credential_headers` are removed unless `forward_credentials`; `proto`
+/// is the client connection's scheme (`http` or `https`).
 pub fn forward_headers(
     h: &mut HeaderMap,
+    proto: &'static str,
     peer: SocketAddr,
     caller: &str,
     credential_headers: &[HeaderName],
@@ -172,7 +191,7 @@ pub fn forward_headers(
     }
     h.insert(
         HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("http"),
+        HeaderValue::from_static(proto),
     );
 }
 
@@ -207,6 +226,10 @@ mod tests {
             prefix: prefix.into(),
             host: host.map(Into::into),
             url: url.into(),
+            ca: None,
+            cert: None,
+            key: None,
+            server_name: None,
         }
     }
 
@@ -262,6 +285,7 @@ mod tests {
         let peer: SocketAddr = "10.1.2.3:5555".parse().expect("addr");
         forward_headers(
             &mut h,
+            "https",
             peer,
             "dept-health",
             &[HeaderName::from_static("x-api-key")],
@@ -273,6 +297,7 @@ mod tests {
         assert!(h.get("authorization").is_none());
         assert_eq!(h["x-danxia-caller"], "dept-health");
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
+        assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["accept"], "application/json");
     }
 

@@ -26,8 +26,9 @@ use danxia_detectors::{Dialect, LexOptions, Operation};
 use danxia_protocols::mysql::command as cmd;
 use danxia_protocols::mysql::execute::{parse_execute, render_params, LAST_PREPARED_STMT_ID};
 use danxia_protocols::mysql::handshake::{
-    parse_greeting, parse_handshake_response, strip_greeting_capabilities,
-    strip_response_capabilities,
+    offer_greeting_capabilities, parse_greeting, parse_handshake_response,
+    set_response_capabilities, strip_greeting_capabilities, strip_response_capabilities,
+    SSL_REQUEST_LEN,
 };
 use danxia_protocols::mysql::packet::{take_packet, write_frame, Packet};
 use danxia_protocols::mysql::response::{
@@ -36,7 +37,7 @@ use danxia_protocols::mysql::response::{
 };
 use danxia_protocols::mysql::{caps, status};
 use danxia_protocols::ProtocolError;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
@@ -50,6 +51,7 @@ use crate::error::SessionError;
 use crate::listener::ListenerCtx;
 use crate::pg::encoding::{decode, Decoding};
 use crate::results::{Inspector, RowAction};
+use crate::tls::{BackendStream, ClientStream, MaybeTls, TlsMode};
 
 /// Read buffer growth step.
 const READ_CHUNK: usize = 16 * 1024;
@@ -82,6 +84,9 @@ const PACKET_TOO_LARGE: u16 = 1153;
 /// ER_CONNECTION_KILLED (MariaDB's "Connection was killed"), the answer
 /// to a session an administrator killed.
 const CONNECTION_KILLED: u16 = 1927;
+/// ER_SECURE_TRANSPORT_REQUIRED (MySQL 5.7+): a plaintext client on a
+/// listener that requires TLS.
+const SECURE_TRANSPORT_REQUIRED: u16 = 3159;
 
 const NOT_EXECUTED: &str = "not executed: an earlier statement in the same request failed";
 const NOT_EXECUTED_DENIED: &str =
@@ -102,29 +107,111 @@ pub async fn run(ctx: &Arc<ListenerCtx>, client: TcpStream, peer: SocketAddr, id
         tls_subject: None,
         tls: None,
     };
-    let mut client = Conn::new(client);
+    let mut client: ClientConn = Conn::new(MaybeTls::Plain(client));
     let started = Instant::now();
-    // Whether the greeting reached the client: the answer to a failure is
-    // then the reply to its handshake response (sequence 2), else 0.
-    let mut greeted = false;
-    let hs = tokio::time::timeout(
-        ctx.limits.startup_timeout,
-        handshake(ctx, &mut client, &mut ident, peer, &mut greeted),
+    let deadline = tokio::time::Instant::now() + ctx.limits.startup_timeout;
+    // The sequence id of danxia's answer to a failure: 0 before the
+    // greeting went out (clients take that as the server's refusal), then
+    // the one after the client's last packet.
+    let mut reply_seq = 0u8;
+    macro_rules! fail {
+        ($e:expr) => {{
+            fail_startup(ctx, Some(&mut client), &ident, $e, reply_seq).await;
+            return;
+        }};
+    }
+    // 1. Greeting out, the client's first packet in.
+    let opened =
+        match tokio::time::timeout_at(deadline, open(ctx, &mut client, &mut reply_seq)).await {
+            Ok(Ok(Some(o))) => o,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => fail!(e),
+            Err(_) => fail!(SessionError::StartupTimeout(ctx.limits.startup_timeout)),
+        };
+    let mut response = opened.first.clone();
+    let first = match parse_handshake_response(&response.payload) {
+        Ok(r) => r,
+        Err(e) => fail!(SessionError::ClientProtocol(e)),
+    };
+    // 2. TLS towards the client: an SSLRequest is followed by the
+    //    handshake, then by the full response over TLS (its sequence id
+    //    continuing from the SSLRequest's).
+    let mut client_shift = 0u8;
+    if first.ssl_request {
+        let Some(tls) = ctx.tls.clone() else {
+            fail!(SessionError::Refused(
+                "TLS was requested but this listener has no [listener.tls]".into()
+            ))
+        };
+        if !client.buf.is_empty() {
+            // Bytes sent before the handshake would be taken as if they
+            // had come over TLS (the CVE-2021-23222 kind of injection).
+            fail!(SessionError::ClientProtocol(ProtocolError::Malformed {
+                message: "SSLRequest",
+                reason: "data sent after the SSL request, before the TLS handshake",
+            }))
+        }
+        let Conn { stream, buf } = client;
+        let MaybeTls::Plain(tcp) = stream else {
+            return;
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tls.accept(tcp, left).await {
+            Ok(s) => {
+                client = Conn {
+                    stream: MaybeTls::Tls(Box::new(s)),
+                    buf,
+                }
+            }
+            Err(e) => {
+                fail_startup(ctx, None, &ident, SessionError::ClientTls(e), 0).await;
+                return;
+            }
+        }
+        if let Some(info) = client.stream.tls_info() {
+            ident.tls = Some(info.version);
+            ident.tls_subject = info.subject();
+        }
+        response = match tokio::time::timeout_at(
+            deadline,
+            read_packet(&mut client, MAX_HANDSHAKE_PACKET, true),
+        )
+        .await
+        {
+            Ok(Ok(Some(p))) => p,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => fail!(e),
+            Err(_) => fail!(SessionError::StartupTimeout(ctx.limits.startup_timeout)),
+        };
+        reply_seq = response.seq.wrapping_add(1);
+        client_shift = 1;
+    } else if let Some(tls) = &ctx.tls {
+        if tls.settings().mode == TlsMode::Required {
+            tls.count_plaintext_refused();
+            fail!(SessionError::TlsRequired)
+        }
+    }
+    // 3. The response relayed (over TLS to the server when configured),
+    //    then authentication.
+    let hs = tokio::time::timeout_at(
+        deadline,
+        handshake(
+            ctx,
+            &mut client,
+            opened,
+            response,
+            client_shift,
+            &mut ident,
+            peer,
+            &mut reply_seq,
+        ),
     )
     .await;
-    let reply_seq = if greeted { 2 } else { 0 };
     let ready = match hs {
         Ok(Ok(Some(r))) => r,
         Ok(Ok(None)) => return,
-        Ok(Err(e)) => {
-            fail_startup(ctx, &mut client, &ident, e, reply_seq).await;
-            return;
-        }
-        Err(_) => {
-            let e = SessionError::StartupTimeout(ctx.limits.startup_timeout);
-            fail_startup(ctx, &mut client, &ident, e, reply_seq).await;
-            return;
-        }
+        Ok(Err(e)) => fail!(e),
+        Err(_) => fail!(SessionError::StartupTimeout(ctx.limits.startup_timeout)),
     };
     let mut s = Session {
         ctx: ctx.clone(),
@@ -152,6 +239,7 @@ pub async fn run(ctx: &Arc<ListenerCtx>, client: TcpStream, peer: SocketAddr, id
         command_read_at: Instant::now(),
         backend_read_at: None,
         live: live.clone(),
+        cleartext_guard: ready.cleartext_guard,
     };
     s.live_identity();
     let ev = s.ident.event(EventKind::SessionStart);
@@ -185,14 +273,19 @@ pub async fn refuse_too_many(mut stream: TcpStream) {
     let _ = tokio::time::timeout(FAREWELL_TIMEOUT, stream.write_all(&out)).await;
 }
 
-/// One side's socket and read buffer.
-struct Conn {
-    stream: TcpStream,
+/// One side's socket (plain or TLS) and read buffer.
+struct Conn<S> {
+    stream: S,
     buf: BytesMut,
 }
 
-impl Conn {
-    fn new(stream: TcpStream) -> Self {
+/// The client side of a session.
+type ClientConn = Conn<ClientStream>;
+/// The server side of a session.
+type BackendConn = Conn<BackendStream>;
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    fn new(stream: S) -> Self {
         Conn {
             stream,
             buf: BytesMut::new(),
@@ -294,8 +387,8 @@ struct Session {
     ctx: Arc<ListenerCtx>,
     ident: SessionIdentity,
     started: Instant,
-    client: Conn,
-    backend: Conn,
+    client: ClientConn,
+    backend: BackendConn,
     out: BytesMut,
     row_out: BytesMut,
     /// Capabilities both sides agreed on (after stripping).
@@ -329,15 +422,19 @@ struct Session {
     backend_read_at: Option<Instant>,
     /// This session in the admin API's registry (statement count, kill).
     live: Option<Arc<crate::sessions::LiveSession>>,
+    /// Refuse requests for a cleartext password (COM_CHANGE_USER).
+    cleartext_guard: bool,
 }
 
 /// What the handshake hands to the session.
 struct Ready {
-    backend: Conn,
+    backend: BackendConn,
     caps: u64,
     status: u16,
     decoding: Decoding,
     enforcer: Enforcer,
+    /// See [`cleartext_guard`].
+    cleartext_guard: bool,
 }
 
 /// How an authentication exchange ended.
@@ -347,18 +444,30 @@ enum AuthEnd {
     Failed(u16, String, String),
 }
 
-/// Greeting, handshake response and authentication, relayed. `Ok(None)`
-/// when the session legitimately ends here (client gone, auth refused:
-/// already answered and audited).
-async fn handshake(
+/// The connection phase up to the client's first packet.
+struct Opened {
+    backend: Conn<TcpStream>,
+    server_caps: u64,
+    server_status: u16,
+    /// The backend is on a loopback address (a cleartext password may go
+    /// there without TLS: it never crosses a network).
+    backend_loopback: bool,
+    /// The client's first packet: its handshake response or SSLRequest.
+    first: Packet,
+}
+
+/// Connects to the server, relays its greeting (what danxia cannot read
+/// stripped, `CLIENT_SSL` offered exactly when the listener has TLS) and
+/// reads the client's first packet. `Ok(None)` when the client left.
+async fn open(
     ctx: &Arc<ListenerCtx>,
-    client: &mut Conn,
-    ident: &mut SessionIdentity,
-    peer: SocketAddr,
-    greeted: &mut bool,
-) -> Result<Option<Ready>, SessionError> {
-    let mut backend = Conn::new(connect_backend(ctx).await?);
-    // 1. The server's greeting (or its refusal, forwarded as it is).
+    client: &mut ClientConn,
+    reply_seq: &mut u8,
+) -> Result<Option<Opened>, SessionError> {
+    let tcp = connect_backend(ctx).await?;
+    let backend_loopback = tcp.peer_addr().is_ok_and(|a| a.ip().is_loopback());
+    let mut backend = Conn::new(tcp);
+    // The server's greeting (or its refusal, forwarded as it is).
     let greeting = read_packet(&mut backend, MAX_HANDSHAKE_PACKET, false)
         .await?
         .ok_or_else(|| SessionError::BackendIo(eof()))?;
@@ -376,25 +485,109 @@ async fn handshake(
     let g = parse_greeting(&greeting.payload).map_err(SessionError::BackendProtocol)?;
     let server_caps = g.capabilities;
     let server_status = g.status;
-    // TLS is not offered yet, and what danxia cannot read is not offered
-    // at all: the client then never uses it.
-    let strip = caps::UNSUPPORTED | caps::CLIENT_SSL;
+    if let Some(b) = &ctx.backend_tls {
+        if server_caps & caps::CLIENT_SSL == 0 {
+            crate::tls::client::count_backend_handshake(&ctx.name, "refused");
+            return Err(SessionError::BackendTls(format!(
+                "the database server at {} does not offer TLS, and backend_tls.mode = \"{}\" requires it",
+                ctx.config.backend,
+                b.mode().as_str()
+            )));
+        }
+    }
+    // What danxia cannot read is not offered at all (the client then never
+    // uses it); TLS is danxia's own to offer, whatever the server says.
     let mut payload = greeting.payload.to_vec();
-    strip_greeting_capabilities(&mut payload, strip).map_err(SessionError::BackendProtocol)?;
+    strip_greeting_capabilities(&mut payload, STRIPPED).map_err(SessionError::BackendProtocol)?;
+    if ctx.tls.is_some() {
+        offer_greeting_capabilities(&mut payload, caps::CLIENT_SSL as u16)
+            .map_err(SessionError::BackendProtocol)?;
+    }
     write_frame(&mut out, greeting.seq, &payload);
     send(&mut client.stream, &mut out, &ctx.metrics.client_out)
         .await
         .map_err(SessionError::ClientIo)?;
-    *greeted = true;
-    // 2. The client's handshake response.
-    let Some(response) = read_packet(client, MAX_HANDSHAKE_PACKET, true).await? else {
+    *reply_seq = 2;
+    let Some(first) = read_first_packet(client).await? else {
         return Ok(None);
     };
+    *reply_seq = first.seq.wrapping_add(1);
+    Ok(Some(Opened {
+        backend,
+        server_caps,
+        server_status,
+        backend_loopback,
+        first,
+    }))
+}
+
+/// Reads the client's first packet byte-exactly (header, then payload):
+/// after an SSLRequest the client sends its TLS ClientHello at once, with
+/// no answer to wait for, and those bytes must stay in the socket for the
+/// TLS handshake. `Ok(None)` when the client left first.
+async fn read_first_packet(c: &mut ClientConn) -> Result<Option<Packet>, SessionError> {
+    let mut head = [0u8; 4];
+    match c.stream.read_exact(&mut head).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(SessionError::ClientIo(e)),
+    }
+    let len = usize::from(head[0]) | usize::from(head[1]) << 8 | usize::from(head[2]) << 16;
+    if len > MAX_HANDSHAKE_PACKET {
+        return Err(SessionError::ClientProtocol(
+            ProtocolError::MessageTooLarge {
+                len,
+                max: MAX_HANDSHAKE_PACKET,
+            },
+        ));
+    }
+    let mut payload = vec![0u8; len];
+    match c.stream.read_exact(&mut payload).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(SessionError::ClientGone)
+        }
+        Err(e) => return Err(SessionError::ClientIo(e)),
+    }
+    c.buf.extend_from_slice(&head);
+    c.buf.extend_from_slice(&payload);
+    take_packet(&mut c.buf, MAX_HANDSHAKE_PACKET).map_err(SessionError::ClientProtocol)
+}
+
+/// Capabilities never forwarded: what danxia cannot follow, and TLS, which
+/// each link negotiates on its own.
+const STRIPPED: u64 = caps::UNSUPPORTED | caps::CLIENT_SSL;
+
+/// The client's handshake response relayed (over TLS to the server when
+/// `[listener.backend_tls]` says so) and authentication, whatever the
+/// plugin. `client_shift`: 1 when the client's link went through an
+/// SSLRequest (its sequence ids run one ahead of a plaintext link's).
+/// `Ok(None)` when the session legitimately ends here (client gone, auth
+/// refused: already answered and audited).
+#[allow(clippy::too_many_arguments)]
+async fn handshake(
+    ctx: &Arc<ListenerCtx>,
+    client: &mut ClientConn,
+    opened: Opened,
+    response: Packet,
+    client_shift: u8,
+    ident: &mut SessionIdentity,
+    peer: SocketAddr,
+    reply_seq: &mut u8,
+) -> Result<Option<Ready>, SessionError> {
+    let Opened {
+        backend,
+        server_caps,
+        server_status,
+        backend_loopback,
+        ..
+    } = opened;
     let hr = parse_handshake_response(&response.payload)?;
     if hr.ssl_request {
-        return Err(SessionError::Refused(
-            "TLS was requested but this listener does not offer it yet".into(),
-        ));
+        return Err(SessionError::ClientProtocol(ProtocolError::Malformed {
+            message: "handshake response",
+            reason: "a second SSL request",
+        }));
     }
     let user: Arc<str> = Arc::from(String::from_utf8_lossy(&hr.user).as_ref());
     let database: Arc<str> = Arc::from(
@@ -412,15 +605,70 @@ async fn handshake(
     ident.user = Some(user.clone());
     ident.database = Some(database.clone());
     ident.application = application.clone();
-    let negotiated = (server_caps & !strip) & hr.capabilities;
+    let negotiated = (server_caps & !STRIPPED) & hr.capabilities;
     let mut payload = response.payload.to_vec();
-    strip_response_capabilities(&mut payload, strip)?;
-    write_frame(&mut out, response.seq, &payload);
+    strip_response_capabilities(&mut payload, STRIPPED)?;
+    let mut out = BytesMut::new();
+    // TLS to the server: an SSLRequest made of the response's fixed part,
+    // then the handshake, then the response with CLIENT_SSL set.
+    let Conn { stream: tcp, buf } = backend;
+    let (mut backend, backend_shift) = match &ctx.backend_tls {
+        Some(connector) => {
+            set_response_capabilities(&mut payload, caps::CLIENT_SSL as u32)?;
+            let fixed = payload
+                .get(..SSL_REQUEST_LEN)
+                .ok_or(SessionError::ClientProtocol(ProtocolError::Malformed {
+                    message: "handshake response",
+                    reason: "shorter than its fixed part",
+                }))?;
+            write_frame(&mut out, 1, fixed);
+            let mut tcp = tcp;
+            send(&mut tcp, &mut out, &ctx.metrics.backend_out)
+                .await
+                .map_err(SessionError::BackendIo)?;
+            if !buf.is_empty() {
+                return Err(SessionError::BackendProtocol(ProtocolError::Malformed {
+                    message: "SSLRequest",
+                    reason: "the server sent data before the TLS handshake",
+                }));
+            }
+            let tls = connector
+                .connect(tcp, &ctx.name, ctx.limits.backend_connect_timeout)
+                .await
+                .map_err(|e| SessionError::BackendTls(e.to_string()))?;
+            (
+                Conn {
+                    stream: MaybeTls::Tls(Box::new(tls)),
+                    buf,
+                },
+                1u8,
+            )
+        }
+        None => (
+            Conn {
+                stream: MaybeTls::Plain(tcp),
+                buf,
+            },
+            0u8,
+        ),
+    };
+    let shift = client_shift.wrapping_sub(backend_shift);
+    let guard = cleartext_guard(
+        client.stream.is_tls(),
+        backend.stream.is_tls(),
+        backend_loopback,
+    );
+    if guard {
+        if let Some(why) = cleartext_in_response(&hr) {
+            return Err(SessionError::Refused(cleartext_refusal(why)));
+        }
+    }
+    write_frame(&mut out, response.seq.wrapping_sub(shift), &payload);
     send(&mut backend.stream, &mut out, &ctx.metrics.backend_out)
         .await
         .map_err(SessionError::BackendIo)?;
-    // 3. Authentication, whatever the plugin.
-    match relay_auth(ctx, client, &mut backend).await? {
+    // Authentication, whatever the plugin.
+    match relay_auth(ctx, client, &mut backend, shift, guard, reply_seq).await? {
         AuthEnd::Ok => {}
         AuthEnd::Failed(code, state, message) => {
             ctx.metrics.auth_failures.increment(1);
@@ -434,17 +682,66 @@ async fn handshake(
             return Ok(None);
         }
     }
-    debug!(session = %ident.session, user = ?ident.user, "session started");
+    debug!(session = %ident.session, user = ?ident.user, tls = ?ident.tls, "session started");
     let decoding = charset::decoding_for_collation(u16::from(hr.charset));
     let app = Arc::new(AppName::new(application));
-    let enforcer = Enforcer::new(ctx, user, database, Some(peer.ip()), app);
+    let mut enforcer = Enforcer::new(ctx, user, database, Some(peer.ip()), app);
+    enforcer.set_tls_subject(ident.tls_subject.clone());
     Ok(Some(Ready {
         backend,
         caps: negotiated,
         status: server_status,
         decoding,
         enforcer,
+        cleartext_guard: guard,
     }))
+}
+
+/// Whether danxia must refuse to pass a cleartext password on: the client
+/// protected it with TLS, and danxia's link to the server is plaintext
+/// over a network (not loopback). Forwarding it would strip the client's
+/// protection without the client knowing.
+fn cleartext_guard(client_tls: bool, backend_tls: bool, backend_loopback: bool) -> bool {
+    client_tls && !backend_tls && !backend_loopback
+}
+
+/// Plugins whose first packet over TLS is the password in cleartext.
+const CLEARTEXT_PLUGINS: [&[u8]; 2] = [b"mysql_clear_password", b"sha256_password"];
+
+/// Why a handshake response already carries a cleartext password, if it
+/// does.
+fn cleartext_in_response(
+    hr: &danxia_protocols::mysql::handshake::HandshakeResponse,
+) -> Option<&'static str> {
+    let plugin = hr.auth_plugin.as_deref()?;
+    (CLEARTEXT_PLUGINS.contains(&plugin) && !hr.auth_response.is_empty())
+        .then_some("the client's authentication plugin sends the password in cleartext")
+}
+
+/// Why the server's authentication packet `payload` asks the client (on
+/// TLS) for its password in cleartext, if it does: a switch to
+/// `mysql_clear_password` or `sha256_password`, or
+/// `caching_sha2_password`'s "perform full authentication" (0x01 0x04).
+fn cleartext_request(payload: &[u8]) -> Option<&'static str> {
+    match payload {
+        [0x01, 0x04] => Some(
+            "caching_sha2_password full authentication sends the password in cleartext over TLS",
+        ),
+        [0xFE, rest @ ..] => {
+            let plugin = rest.split(|b| *b == 0).next().unwrap_or(&[]);
+            CLEARTEXT_PLUGINS
+                .contains(&plugin)
+                .then_some("the server switched to a plugin that sends the password in cleartext")
+        }
+        _ => None,
+    }
+}
+
+fn cleartext_refusal(why: &str) -> String {
+    format!(
+        "{why}, and danxia's link to the database server is neither TLS nor loopback: \
+         configure [listener.backend_tls] (or use mysql_native_password / ed25519)"
+    )
 }
 
 /// Relays an authentication exchange (after a handshake response or a
@@ -453,10 +750,18 @@ async fn handshake(
 /// 0xFE, more data 0x01) each answered by the client, except the
 /// caching_sha2 "fast auth succeeded" notice (0x01 0x03), after which the
 /// server sends its OK unprompted.
+///
+/// `shift`: how far the client's sequence ids run ahead of the server's
+/// (the links' SSLRequests differ). `guard`: refuse a request for a
+/// cleartext password (see [`cleartext_guard`]). `reply_seq` follows the
+/// client's packets, for an error answer.
 async fn relay_auth(
     ctx: &ListenerCtx,
-    client: &mut Conn,
-    backend: &mut Conn,
+    client: &mut ClientConn,
+    backend: &mut BackendConn,
+    shift: u8,
+    guard: bool,
+    reply_seq: &mut u8,
 ) -> Result<AuthEnd, SessionError> {
     let mut out = BytesMut::new();
     // An exchange is a handful of packets: a longer one is a broken peer.
@@ -464,7 +769,13 @@ async fn relay_auth(
         let p = read_packet(backend, MAX_HANDSHAKE_PACKET, false)
             .await?
             .ok_or_else(|| SessionError::BackendIo(eof()))?;
-        write_frame(&mut out, p.seq, &p.payload);
+        if guard {
+            if let Some(why) = cleartext_request(&p.payload) {
+                *reply_seq = p.seq.wrapping_add(shift);
+                return Err(SessionError::Refused(cleartext_refusal(why)));
+            }
+        }
+        write_frame(&mut out, p.seq.wrapping_add(shift), &p.payload);
         send(&mut client.stream, &mut out, &ctx.metrics.client_out)
             .await
             .map_err(SessionError::ClientIo)?;
@@ -479,7 +790,8 @@ async fn relay_auth(
                 let Some(c) = read_packet(client, MAX_HANDSHAKE_PACKET, true).await? else {
                     return Err(SessionError::ClientGone);
                 };
-                write_frame(&mut out, c.seq, &c.payload);
+                *reply_seq = c.seq.wrapping_add(1);
+                write_frame(&mut out, c.seq.wrapping_sub(shift), &c.payload);
                 send(&mut backend.stream, &mut out, &ctx.metrics.backend_out)
                     .await
                     .map_err(SessionError::BackendIo)?;
@@ -500,8 +812,8 @@ async fn relay_auth(
 
 /// Reads one logical packet from `c`. `Ok(None)` at a clean end of stream
 /// (nothing buffered); an end mid-packet is an error of that side.
-async fn read_packet(
-    c: &mut Conn,
+async fn read_packet<S: AsyncRead + AsyncWrite + Unpin>(
+    c: &mut Conn<S>,
     max: usize,
     client: bool,
 ) -> Result<Option<Packet>, SessionError> {
@@ -533,8 +845,8 @@ async fn read_packet(
 }
 
 /// Writes and clears `out`, counting the bytes.
-async fn send(
-    w: &mut TcpStream,
+async fn send<W: AsyncWrite + Unpin>(
+    w: &mut W,
     out: &mut BytesMut,
     counter: &metrics::Counter,
 ) -> std::io::Result<()> {
@@ -602,7 +914,7 @@ async fn connect_backend(ctx: &ListenerCtx) -> Result<TcpStream, SessionError> {
 /// accept as the server's refusal), audit, count.
 async fn fail_startup(
     ctx: &ListenerCtx,
-    client: &mut Conn,
+    client: Option<&mut ClientConn>,
     ident: &SessionIdentity,
     e: SessionError,
     seq: u8,
@@ -622,6 +934,20 @@ async fn fail_startup(
             format!("danxia: handshake not completed within {d:?}"),
         ),
         SessionError::Refused(why) => (PROXY_ERROR, "08004", format!("danxia: {why}")),
+        SessionError::TlsRequired => (
+            SECURE_TRANSPORT_REQUIRED,
+            "08004",
+            "danxia: this listener requires TLS: connect with --ssl (MySQL clients: --ssl-mode=REQUIRED)"
+                .into(),
+        ),
+        SessionError::BackendTls(why) => (
+            PROXY_ERROR,
+            "08S01",
+            format!(
+                "danxia: no TLS connection to the database server of listener \"{}\": {why}",
+                ctx.name
+            ),
+        ),
         SessionError::ClientProtocol(p) => (
             PROXY_ERROR,
             "08S01",
@@ -644,11 +970,14 @@ async fn fail_startup(
         SessionError::BackendConnect { .. } => {
             warn!(listener = %ctx.name, error = %e, "backend unreachable")
         }
+        SessionError::BackendTls(_) => {
+            warn!(listener = %ctx.name, error = %e, "no TLS to the backend")
+        }
         _ => {
             info!(session = %ident.session, client = %ident.client, error = %e, "session refused during handshake")
         }
     }
-    if code != 0 {
+    if let (true, Some(client)) = (code != 0, client) {
         let mut out = BytesMut::new();
         encode_err(&mut out, seq, code, state, &message);
         let _ = tokio::time::timeout(FAREWELL_TIMEOUT, client.stream.write_all(&out)).await;
@@ -1264,7 +1593,18 @@ impl Session {
         let cu = cmd::parse_change_user(&p.payload, self.caps)?;
         self.forward_command(p).await?;
         let ctx = self.ctx.clone();
-        match relay_auth(&ctx, &mut self.client, &mut self.backend).await? {
+        let mut reply_seq = 0;
+        let guard = self.cleartext_guard;
+        match relay_auth(
+            &ctx,
+            &mut self.client,
+            &mut self.backend,
+            0,
+            guard,
+            &mut reply_seq,
+        )
+        .await?
+        {
             AuthEnd::Ok => {
                 let user: Arc<str> = Arc::from(String::from_utf8_lossy(&cu.user).as_ref());
                 let db: Arc<str> = Arc::from(String::from_utf8_lossy(&cu.database).as_ref());
@@ -1970,5 +2310,53 @@ impl Session {
     /// packet queued (clients read it as the response's end).
     fn last_seq_hint(&self) -> u8 {
         1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use danxia_protocols::mysql::handshake::HandshakeResponse;
+
+    #[test]
+    fn cleartext_guard_only_when_tls_would_be_lost_on_a_network() {
+        // (client TLS, backend TLS, backend loopback) -> guard
+        assert!(cleartext_guard(true, false, false));
+        assert!(!cleartext_guard(true, true, false));
+        assert!(!cleartext_guard(true, false, true));
+        assert!(
+            !cleartext_guard(false, false, false),
+            "the client chose plaintext"
+        );
+    }
+
+    #[test]
+    fn cleartext_requests_are_recognised() {
+        assert!(
+            cleartext_request(&[0x01, 0x04]).is_some(),
+            "full authentication"
+        );
+        assert!(
+            cleartext_request(&[0x01, 0x03]).is_none(),
+            "fast auth succeeded"
+        );
+        assert!(cleartext_request(b"\x01-----BEGIN PUBLIC KEY").is_none());
+        assert!(cleartext_request(b"\xfemysql_clear_password\0").is_some());
+        assert!(cleartext_request(b"\xfesha256_password\0scramble-20-bytes...\0").is_some());
+        assert!(cleartext_request(b"\xfemysql_native_password\0scramble\0").is_none());
+        assert!(cleartext_request(b"\xfeclient_ed25519\0scramble").is_none());
+        assert!(cleartext_request(&[0xFE]).is_none(), "old-password switch");
+        assert!(cleartext_request(&[0x00, 0, 0]).is_none(), "OK");
+
+        let resp = |plugin: &[u8], auth: &[u8]| HandshakeResponse {
+            auth_plugin: Some(plugin.to_vec()),
+            auth_response: auth.to_vec(),
+            ..HandshakeResponse::default()
+        };
+        assert!(cleartext_in_response(&resp(b"mysql_clear_password", b"secret\0")).is_some());
+        assert!(cleartext_in_response(&resp(b"sha256_password", b"secret\0")).is_some());
+        assert!(cleartext_in_response(&resp(b"sha256_password", b"")).is_none());
+        assert!(cleartext_in_response(&resp(b"caching_sha2_password", b"x")).is_none());
+        assert!(cleartext_in_response(&HandshakeResponse::default()).is_none());
     }
 }

@@ -13,11 +13,16 @@
 //! 3. the API key query parameter (`api_key_query`, off by default because
 //!    URLs end up in logs).
 //!
-//! Mutual TLS arrives with TLS (step 7): [`Credential::ClientCert`] is here
-//! so that audit and metrics already have its shape.
+//! On an HTTPS listener with `client_ca`, a verified client certificate is
+//! a credential too ([`mtls`] maps it to a caller). It is judged together
+//! with the header credentials, never instead of them: a certificate alone
+//! authenticates its caller; a certificate plus an API key or JWT must name
+//! the same caller (else `credential_mismatch`, 401), and the request is
+//! then audited with the header credential and the certificate's subject.
 
 pub mod jwt;
 pub mod keys;
+pub mod mtls;
 
 #[cfg(test)]
 mod tests;
@@ -31,6 +36,7 @@ use http::header::{HeaderMap, HeaderName, AUTHORIZATION};
 use serde::Deserialize;
 
 pub use keys::{add_key, generate_key, list_keys, revoke_key, KeyEntry};
+pub use mtls::{MtlsMapping, PresentedCert};
 
 /// Longest API key accepted (bytes); longer values are refused unhashed,
 /// so a client cannot make us hash megabytes per request.
@@ -55,7 +61,8 @@ pub enum Credential {
         issuer: Option<Arc<str>>,
         expires: u64,
     },
-    /// A TLS client certificate (step 7).
+    /// A verified TLS client certificate: its subject (RFC 4514 style) and
+    /// the SHA-256 of its DER, lower-case hex.
     ClientCert {
         subject: Arc<str>,
         fingerprint_sha256: Arc<str>,
@@ -90,6 +97,9 @@ fn default_caller_claim() -> String {
 }
 fn default_leeway() -> Duration {
     Duration::from_secs(30)
+}
+fn default_true() -> bool {
+    true
 }
 fn default_algorithms() -> Vec<String> {
     vec!["RS256".into(), "ES256".into(), "HS256".into()]
@@ -130,6 +140,14 @@ pub struct AuthConfig {
     /// Signature algorithms accepted (`none` never is).
     #[serde(default = "default_algorithms")]
     pub jwt_algorithms: Vec<String>,
+    /// Client certificates (HTTPS listeners with `[listener.tls] client_ca`)
+    /// whose subject names a caller explicitly (see [`mtls`]).
+    #[serde(default)]
+    pub mtls: Vec<MtlsMapping>,
+    /// A client certificate whose CN is the id of a `[[caller]]` of the API
+    /// policy is that caller (default true).
+    #[serde(default = "default_true")]
+    pub mtls_cn_caller: bool,
 }
 
 impl Default for AuthConfig {
@@ -144,14 +162,30 @@ impl Default for AuthConfig {
             jwt_caller_claim: default_caller_claim(),
             jwt_leeway: default_leeway(),
             jwt_algorithms: default_algorithms(),
+            mtls: Vec::new(),
+            mtls_cn_caller: true,
         }
     }
 }
 
 impl AuthConfig {
     /// Checks what parsing cannot: names, algorithms, and that some way
-    /// to authenticate is configured.
+    /// to authenticate is configured (client certificates not counted).
     pub fn validate(&self) -> Result<(), String> {
+        self.validate_for(false)
+    }
+
+    /// [`validate`](Self::validate) for a listener that verifies client
+    /// certificates when `client_certs`: certificates alone are then a way
+    /// to authenticate.
+    pub fn validate_for(&self, client_certs: bool) -> Result<(), String> {
+        mtls::MtlsRules::new(&self.mtls, self.mtls_cn_caller)?;
+        if !self.mtls.is_empty() && !client_certs {
+            return Err(
+                "mtls mappings are set but the listener verifies no client certificates: set [listener.tls] client_ca"
+                    .into(),
+            );
+        }
         if !self.api_key_header.is_empty()
             && HeaderName::from_bytes(self.api_key_header.as_bytes()).is_err()
         {
@@ -170,8 +204,8 @@ impl AuthConfig {
                 self.api_key_query
             ));
         }
-        if self.keys_file.is_none() && self.jwks_file.is_none() {
-            return Err("no way to authenticate callers: set keys_file and/or jwks_file".into());
+        if self.keys_file.is_none() && self.jwks_file.is_none() && !client_certs {
+            return Err("no way to authenticate callers: set keys_file and/or jwks_file (or client_ca in [listener.tls] for client certificates)".into());
         }
         if self.keys_file.is_some()
             && self.api_key_header.is_empty()
@@ -228,6 +262,10 @@ pub enum AuthReason {
     UnsupportedAlgorithm,
     /// The token has no string caller claim.
     NoCallerClaim,
+    /// A verified client certificate that maps to no caller.
+    UnknownCertificate,
+    /// A client certificate and an API key / JWT naming different callers.
+    CredentialMismatch,
 }
 
 impl AuthReason {
@@ -242,6 +280,8 @@ impl AuthReason {
             AuthReason::Malformed => "malformed",
             AuthReason::UnsupportedAlgorithm => "unsupported_algorithm",
             AuthReason::NoCallerClaim => "no_caller_claim",
+            AuthReason::UnknownCertificate => "unknown_certificate",
+            AuthReason::CredentialMismatch => "credential_mismatch",
         }
     }
 }
@@ -344,6 +384,7 @@ pub struct Authenticator {
     keys_file: Option<PathBuf>,
     jwks_file: Option<PathBuf>,
     rules: jwt::JwtRules,
+    mtls: mtls::MtlsRules,
     loaded: ArcSwap<Loaded>,
 }
 
@@ -362,7 +403,15 @@ impl Authenticator {
     /// Validates `cfg` and reads its files. A file that cannot be used is
     /// an error: starting with no keys would refuse every caller silently.
     pub fn load(cfg: &AuthConfig) -> Result<Authenticator, AuthError> {
-        cfg.validate().map_err(AuthError::Config)?;
+        Self::load_for(cfg, false)
+    }
+
+    /// [`load`](Self::load) for a listener that verifies client
+    /// certificates when `client_certs`.
+    pub fn load_for(cfg: &AuthConfig, client_certs: bool) -> Result<Authenticator, AuthError> {
+        cfg.validate_for(client_certs).map_err(AuthError::Config)?;
+        let mtls =
+            mtls::MtlsRules::new(&cfg.mtls, cfg.mtls_cn_caller).map_err(AuthError::Config)?;
         let header = if cfg.api_key_header.is_empty() {
             None
         } else {
@@ -378,6 +427,7 @@ impl Authenticator {
             keys_file: cfg.keys_file.clone(),
             jwks_file: cfg.jwks_file.clone(),
             rules,
+            mtls,
             loaded: ArcSwap::from_pointee(Loaded {
                 keys: keys::KeyTable::default(),
                 jwks: None,
@@ -410,6 +460,43 @@ impl Authenticator {
     /// JWKS keys loaded.
     pub fn jwk_count(&self) -> usize {
         self.loaded.load().jwks.as_ref().map_or(0, |j| j.len())
+    }
+
+    /// Authenticates one request on a connection that may carry a verified
+    /// client certificate (`cert`); `declared(id)` says whether the API
+    /// policy has that `[[caller]]`. See the module docs for how the two
+    /// kinds of credential combine.
+    pub fn authenticate_request(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        now_unix: u64,
+        cert: Option<&PresentedCert>,
+        declared: &dyn Fn(&str) -> bool,
+    ) -> Result<Caller, AuthFailure> {
+        let from_headers = self.authenticate(headers, query, now_unix);
+        let Some(cert) = cert else {
+            return from_headers;
+        };
+        let by_cert = self.mtls.caller(cert, declared)?;
+        match from_headers {
+            Err(f) if f.reason == AuthReason::Missing => Ok(by_cert),
+            Err(f) => Err(f),
+            Ok(c) if c.id == by_cert.id => Ok(c),
+            Ok(c) => Err(AuthFailure::new(
+                AuthReason::CredentialMismatch,
+                format!(
+                    "the client certificate is caller {}'s but the {} is caller {}'s",
+                    by_cert.id,
+                    if c.method() == "jwt" {
+                        "token"
+                    } else {
+                        "API key"
+                    },
+                    c.id
+                ),
+            )),
+        }
     }
 
     /// Authenticates one request. `headers`: the request's headers;
