@@ -40,6 +40,7 @@ struct Who {
     user: Option<Arc<str>>,
     database: Option<Arc<str>>,
     application: Option<Arc<str>>,
+    tls_subject: Option<Arc<str>>,
     established: bool,
 }
 
@@ -69,8 +70,8 @@ pub struct SessionView {
     pub database: Option<String>,
     pub application: Option<String>,
     pub client: String,
-    /// The TLS client certificate subject; null until danxia terminates
-    /// TLS on database listeners.
+    /// The verified TLS client certificate's subject (RFC 4514); null
+    /// for plaintext sessions and TLS without a client certificate.
     pub tls_subject: Option<String>,
     pub started: String,
     /// Statements completed (allowed, refused or failed); one still
@@ -104,11 +105,13 @@ impl LiveSession {
         user: Option<&Arc<str>>,
         database: Option<&Arc<str>>,
         application: Option<&Arc<str>>,
+        tls_subject: Option<&Arc<str>>,
     ) {
         let mut w = self.who.lock().unwrap_or_else(|p| p.into_inner());
         w.user = user.cloned();
         w.database = database.cloned();
         w.application = application.cloned();
+        w.tls_subject = tls_subject.cloned();
         w.established = true;
     }
 
@@ -146,7 +149,7 @@ impl LiveSession {
             database: who.database.map(|s| s.to_string()),
             application: who.application.map(|s| s.to_string()),
             client: self.client.to_string(),
-            tls_subject: None,
+            tls_subject: who.tls_subject.map(|s| s.to_string()),
             started: rfc3339_ms(self.started_ms),
             statements: self.statements.load(Ordering::Relaxed),
             last_statement: (last != 0).then(|| rfc3339_ms(last)),
@@ -255,13 +258,19 @@ mod tests {
         );
         assert!(v.last_statement.is_none());
         assert!(v.started.ends_with('Z'), "{}", v.started);
-        s.set_identity(Some(&Arc::from("app")), Some(&Arc::from("test")), None);
+        s.set_identity(
+            Some(&Arc::from("app")),
+            Some(&Arc::from("test")),
+            None,
+            Some(&Arc::from("CN=app1,O=Health")),
+        );
         s.statement_done();
         s.statement_done();
         let v = s.view();
         assert_eq!(v.state, "established");
         assert_eq!(v.statements, 2);
         assert_eq!(v.user.as_deref(), Some("app"));
+        assert_eq!(v.tls_subject.as_deref(), Some("CN=app1,O=Health"));
         assert!(v.last_statement.is_some());
         assert!(s.kill());
         assert!(!s.kill(), "a second kill is a no-op");

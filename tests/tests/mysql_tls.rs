@@ -84,13 +84,12 @@ fn cli_cipher(port: u16, user: &str, password: Option<&str>, tls: &[String]) -> 
         .to_string()
 }
 
-fn session_starts(d: &Danxia, listener: &str, user: &str) -> Vec<Value> {
-    d.wait_audit(WAIT, |e| {
+/// The first `n` session_start events of `user` on `listener`, waiting for
+/// the audit writer to have written them all.
+fn session_starts(d: &Danxia, listener: &str, user: &str, n: usize) -> Vec<Value> {
+    d.wait_audit_count(WAIT, n, |e| {
         e["kind"] == "session_start" && e["listener"] == listener && e["user"] == user
     })
-    .into_iter()
-    .filter(|e| e["kind"] == "session_start" && e["listener"] == listener && e["user"] == user)
-    .collect()
 }
 
 #[test]
@@ -127,7 +126,7 @@ fn mariadb_cli_over_verified_tls_and_plaintext_refused() {
             .arg("select 40 + 2, current_user()"),
     );
     assert!(out.trim().starts_with("42\troot@"), "{out}");
-    let start = session_starts(&d, "mysql", "root");
+    let start = session_starts(&d, "mysql", "root", 1);
     assert!(
         start
             .iter()
@@ -412,7 +411,7 @@ fn backend_tls_verify_full_through_a_chain() {
     );
     assert_eq!(out.trim(), "2");
     // A saw B's sessions over TLS: B's backend link is encrypted.
-    let starts = session_starts(&a, "mysql", "root");
+    let starts = session_starts(&a, "mysql", "root", 3);
     assert!(starts.len() >= 3, "{starts:?}");
     assert!(
         starts

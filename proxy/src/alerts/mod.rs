@@ -14,8 +14,8 @@
 
 mod config;
 pub mod dedup;
-pub(crate) mod syslog;
 pub mod recent;
+pub(crate) mod syslog;
 mod webhook;
 
 pub(crate) use config::split_host_port;

@@ -125,9 +125,11 @@ pub fn load(u: &UpstreamConfig, host: &str, at: &str) -> Result<Option<UpstreamT
             })?
         }
         (None, None) => builder.with_no_client_auth(),
-        _ => return Err(format!(
+        _ => {
+            return Err(format!(
             "{at}: set both cert and key (the client certificate presented to the API), or neither"
-        )),
+        ))
+        }
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let name = u.server_name.as_deref().unwrap_or(host);
@@ -169,12 +171,71 @@ pub fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
         if let Some(r) = x.downcast_ref::<rustls::Error>() {
             return Some(r.to_string());
         }
-        if let Some(io) = x.downcast_ref::<std::io::Error>() {
-            if let Some(r) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return Some(r.to_string());
-            }
-        }
-        cur = x.source();
+        // An io::Error's `source()` skips the error it wraps (it returns
+        // the wrapped error's source), and connectors wrap tokio-rustls's
+        // io::Error in another io::Error: step into the wrapped error.
+        cur = match x.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|i| i as &(dyn std::error::Error + 'static)),
+            None => x.source(),
+        };
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Outer(Box<dyn std::error::Error + Send + Sync>);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("client error (Connect)")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&*self.0)
+        }
+    }
+
+    #[test]
+    fn finds_rustls_errors_through_nested_io_errors() {
+        let rustls_err = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        // tokio-rustls: io::Error(InvalidData, rustls::Error); the
+        // connector wraps that in io::Error::other; hyper-util boxes it.
+        let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_err);
+        let e = Outer(Box::new(std::io::Error::other(inner)));
+        let why = tls_failure(&e).expect("a TLS failure");
+        assert!(why.contains("UnknownIssuer"), "{why}");
+
+        let refused = Outer(Box::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        assert_eq!(tls_failure(&refused), None);
+    }
+
+    #[test]
+    fn https_needs_a_ca_and_http_takes_no_tls_keys() {
+        let mut u = UpstreamConfig {
+            prefix: "/api/".into(),
+            host: None,
+            url: "https://api.example:443".into(),
+            ca: None,
+            cert: None,
+            key: None,
+            server_name: None,
+        };
+        let e = load(&u, "api.example", "listener[0].upstream[0]")
+            .err()
+            .expect("refused");
+        assert!(e.contains("without ca"), "{e}");
+        u.url = "http://api.example:80".into();
+        assert!(load(&u, "api.example", "u").expect("plain").is_none());
+        u.server_name = Some("x".into());
+        let e = load(&u, "api.example", "u").err().expect("refused");
+        assert!(e.contains("https:// upstreams only"), "{e}");
+    }
 }

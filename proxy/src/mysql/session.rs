@@ -1647,6 +1647,7 @@ impl Session {
                 self.ident.user.as_ref(),
                 self.ident.database.as_ref(),
                 self.ident.application.as_ref(),
+                self.ident.tls_subject.as_ref(),
             );
         }
     }
