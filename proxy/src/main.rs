@@ -360,6 +360,9 @@ enum AlertsCommand {
     },
 }
 
+// Parsed once per process: the size of the largest variant (search's
+// filters) costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Check the hash chain of an audit directory: reports the first record

@@ -600,12 +600,15 @@ mod tests {
         dir: tempfile::TempDir,
     }
 
+    /// (user, table, verdict, rule) of one fixture record.
+    type Row<'a> = (&'a str, &'a str, &'a str, &'a str);
+
     /// Two days of records in three files: alice and bob, allowed and
     /// denied, different tables.
     fn fixture() -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut chain = Chain::genesis(HashAlgorithm::Sha256);
-        let plan: [(OffsetDateTime, &[(&str, &str, &str, &str)]); 3] = [
+        let plan: [(OffsetDateTime, &[Row]); 3] = [
             (
                 datetime!(2026-11-24 10:00 UTC),
                 &[
@@ -823,8 +826,8 @@ mod tests {
                     bytes_out: Some(1200 + i % 800),
                     duration_us: Some(300 + i % 1000),
                     outcome: Some(crate::audit::event::Outcome::Ok),
-                    rule: Some(Arc::from(if i % 97 == 0 { "deny-payroll" } else { "default" })),
-                    verdict: Some(if i % 97 == 0 { "denied" } else { "allowed" }),
+                    rule: Some(Arc::from(if i.is_multiple_of(97) { "deny-payroll" } else { "default" })),
+                    verdict: Some(if i.is_multiple_of(97) { "denied" } else { "allowed" }),
                     mode: Some("enforce"),
                     policy_version: Some(1),
                     ..Default::default()

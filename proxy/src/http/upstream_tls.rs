@@ -228,14 +228,16 @@ mod tests {
             key: None,
             server_name: None,
         };
-        let e = load(&u, "api.example", "listener[0].upstream[0]")
-            .err()
-            .expect("refused");
+        let Err(e) = load(&u, "api.example", "listener[0].upstream[0]") else {
+            panic!("an https upstream without ca must be refused");
+        };
         assert!(e.contains("without ca"), "{e}");
         u.url = "http://api.example:80".into();
         assert!(load(&u, "api.example", "u").expect("plain").is_none());
         u.server_name = Some("x".into());
-        let e = load(&u, "api.example", "u").err().expect("refused");
+        let Err(e) = load(&u, "api.example", "u") else {
+            panic!("server_name on an http upstream must be refused");
+        };
         assert!(e.contains("https:// upstreams only"), "{e}");
     }
 }
