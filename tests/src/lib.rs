@@ -2214,6 +2214,48 @@ pub mod wire {
     }
 }
 
+/// A fixed-offset IANA zone in which it is about noon now: quiet hours
+/// (the pack's `night = "00:00-06:00"`, dept-health `night = "deny"`) must
+/// not decide tests that run at any hour.
+pub fn daytime_zone() -> String {
+    let hour = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+        / 3600
+        % 24) as i64;
+    let offset = 12 - hour; // local = UTC + offset, in -11..=12
+    match offset {
+        0 => "Etc/GMT".into(),
+        // POSIX sign: Etc/GMT-8 is UTC+8.
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    }
+}
+
+/// `danxia api key add CALLER --keys FILE`: (key, key id), asserting the key is printed alone on stdout.
+pub fn api_key_add(keys_file: &Path, caller: &str) -> (String, String) {
+    let out = run(Command::new(bin_path())
+        .args(["api", "key", "add", caller, "--keys"])
+        .arg(keys_file));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "danxia api key add {caller}: {stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "the key alone on one line: {stdout:?}");
+    // "danxia api key: key <id> for caller <caller> added to …"
+    let words: Vec<&str> = stderr.split_whitespace().collect();
+    let id = words
+        .windows(3)
+        .find(|w| w[0] == "key" && w[2] == "for")
+        .map(|w| w[1].to_string())
+        .unwrap_or_else(|| panic!("no key id in: {stderr}"));
+    (lines[0].trim().to_string(), id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use danxia_e2e::*;
 use serde_json::{json, Value};
@@ -672,36 +672,6 @@ impl Drop for Prometheus {
     }
 }
 
-/// A fixed-offset zone in which it is about noon now, so that the API
-/// pack's quiet hours (00:00-06:00, `night = "deny"` for dept-health)
-/// never decide this test.
-fn daytime_zone() -> String {
-    let hour = (SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
-        / 3600
-        % 24) as i64;
-    match 12 - hour {
-        0 => "Etc/GMT".into(),
-        o if o > 0 => format!("Etc/GMT-{o}"),
-        o => format!("Etc/GMT+{}", -o),
-    }
-}
-
-/// `danxia api key add CALLER --keys FILE`: the key.
-fn add_key(keys_file: &Path, caller: &str) -> String {
-    let out = run(Command::new(bin_path())
-        .args(["api", "key", "add", caller, "--keys"])
-        .arg(keys_file));
-    assert!(
-        out.status.success(),
-        "danxia api key add {caller}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// A random token (the admin token file, when the harness wrote none).
 fn random_token() -> String {
     let mut buf = [0u8; 24];
@@ -801,7 +771,7 @@ fn every_panel_and_recording_rule_has_data_from_a_real_prometheus() {
     let keys_file = tmp.path().join("keys.toml");
     let keys: BTreeMap<&str, String> = ["dept-health", "dept-stats", "dept-audit"]
         .into_iter()
-        .map(|c| (c, add_key(&keys_file, c)))
+        .map(|c| (c, api_key_add(&keys_file, c).0))
         .collect();
     let api_port = free_port();
     // A syslog sink nobody reads: its delivery counters and queue exist.

@@ -84,25 +84,6 @@ impl Default for Setup {
     }
 }
 
-/// A fixed-offset IANA zone in which it is about noon now: quiet hours
-/// (the pack's `night = "00:00-06:00"`, dept-health `night = "deny"`) must
-/// not decide tests that run at any hour.
-fn daytime_zone() -> String {
-    let hour = (SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
-        / 3600
-        % 24) as i64;
-    let offset = 12 - hour; // local = UTC + offset, in -11..=12
-    match offset {
-        0 => "Etc/GMT".into(),
-        // POSIX sign: Etc/GMT-8 is UTC+8.
-        o if o > 0 => format!("Etc/GMT-{o}"),
-        o => format!("Etc/GMT+{}", -o),
-    }
-}
-
 fn b64url(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
@@ -261,29 +242,6 @@ struct Api {
     tmp: tempfile::TempDir,
 }
 
-/// `danxia api key add CALLER --keys FILE`: (key, key id).
-fn add_key(keys_file: &Path, caller: &str) -> (String, String) {
-    let out = run(Command::new(bin_path())
-        .args(["api", "key", "add", caller, "--keys"])
-        .arg(keys_file));
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "danxia api key add {caller}: {stderr}"
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "the key alone on one line: {stdout:?}");
-    // "danxia api key: key <id> for caller <caller> added to …"
-    let words: Vec<&str> = stderr.split_whitespace().collect();
-    let id = words
-        .windows(3)
-        .find(|w| w[0] == "key" && w[2] == "for")
-        .map(|w| w[1].to_string())
-        .unwrap_or_else(|| panic!("no key id in: {stderr}"));
-    (lines[0].trim().to_string(), id)
-}
-
 impl Api {
     fn start(setup: Setup) -> Api {
         let tmp = tempfile::Builder::new()
@@ -294,7 +252,7 @@ impl Api {
         let keys_file = tmp.path().join("keys.toml");
         let mut keys = HashMap::new();
         for caller in ["dept-health", "dept-stats", "dept-audit"] {
-            keys.insert(caller.to_string(), add_key(&keys_file, caller));
+            keys.insert(caller.to_string(), api_key_add(&keys_file, caller));
         }
         let jwks = tmp.path().join("jwks.json");
         std::fs::write(
@@ -705,7 +663,7 @@ fn authentication() {
     }
 
     // A key added while danxia runs starts working; revoked, it stops.
-    let (k2, id2) = add_key(&api.keys_file, "dept-health");
+    let (k2, id2) = api_key_add(&api.keys_file, "dept-health");
     let h2 = format!("x-api-key: {k2}");
     let url = api.url(path);
     wait_status(&["-H", &h2, &url], 200, "a key added at run time");

@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use danxia_e2e::tls::{CertFiles, TestPki};
 use danxia_e2e::*;
@@ -27,35 +27,6 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(15);
 const SEED: u64 = 11;
-
-/// A fixed-offset zone in which it is about noon now (the pack's
-/// dept-health has `night = "deny"`).
-fn daytime_zone() -> String {
-    let hour = (SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
-        / 3600
-        % 24) as i64;
-    match 12 - hour {
-        0 => "Etc/GMT".into(),
-        o if o > 0 => format!("Etc/GMT-{o}"),
-        o => format!("Etc/GMT+{}", -o),
-    }
-}
-
-/// `danxia api key add CALLER --keys FILE`: the key.
-fn add_key(keys_file: &Path, caller: &str) -> String {
-    let out = run(Command::new(bin_path())
-        .args(["api", "key", "add", caller, "--keys"])
-        .arg(keys_file));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// One test's world.
 struct Env {
@@ -107,7 +78,7 @@ impl Env {
         let keys_file = tmp.path().join("keys.toml");
         let mut keys = HashMap::new();
         for caller in ["dept-health", "dept-stats", "dept-audit"] {
-            keys.insert(caller.to_string(), add_key(&keys_file, caller));
+            keys.insert(caller.to_string(), api_key_add(&keys_file, caller).0);
         }
         let s = |p: &Path| toml_str(&p.display().to_string());
         let upstream_ca = if setup.https_upstream {
