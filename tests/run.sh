@@ -3,8 +3,10 @@
 #   bash tests/run.sh [extra cargo-nextest arguments]
 # Installs missing test dependencies, checks that PostgreSQL answers on
 # 127.0.0.1:5432, builds the whole workspace in release mode once, then runs
-# every unit and end-to-end test with cargo-nextest against that build.
-# The exit status is nextest's.
+# every unit and end-to-end test with cargo-nextest against that build,
+# then scans everything the run wrote for leaked secrets
+# (tests/scan_secrets.py). The exit status is nextest's, or the scan's
+# when the tests passed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,8 +29,23 @@ if [ ! -x "$DANXIA_BIN" ]; then
     exit 1
 fi
 
+# What every danxia instance wrote and the secrets tests handed it, for
+# the scan below (tests/src/artifacts.rs).
+export DANXIA_TEST_ARTIFACTS="$ROOT/target/test-artifacts"
+rm -rf "$DANXIA_TEST_ARTIFACTS"
+mkdir -p "$DANXIA_TEST_ARTIFACTS"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+rm -f "$TARGET_DIR/nextest/default/junit.xml"
+
 set +e
 cargo nextest run --release --workspace "$@"
 status=$?
+# No password, token, key or masked value in any log, audit record or
+# test output of the whole run.
+python3 tests/scan_secrets.py "$DANXIA_TEST_ARTIFACTS" "$TARGET_DIR/nextest/default/junit.xml"
+scan=$?
 set -e
+if [ "$status" -eq 0 ] && [ "$scan" -ne 0 ]; then
+    status=$scan
+fi
 exit "$status"

@@ -13,6 +13,7 @@
 //! (literal values never change them), which is what makes that cache sound.
 
 pub mod baseline;
+pub mod credentials;
 pub mod error;
 pub mod facts;
 pub mod fingerprint;
@@ -25,6 +26,7 @@ mod shape;
 pub mod signals;
 pub mod split;
 
+pub use credentials::{redact_credentials, REDACTED_LITERAL};
 pub use error::Error;
 pub use facts::{
     analyze, name_matches, Operation, StatementFacts, MAX_ANALYZED_LEN, PARSER_RECURSION_LIMIT,

@@ -209,6 +209,7 @@ fn admits(statement: Option<&str>, normalized: &str) -> bool {
 impl Allowlist {
     /// A missing file is an empty allowlist (nothing learned yet).
     pub(crate) fn load(path: &Path, diags: &mut Vec<Diagnostic>) -> Allowlist {
+        crate::compile::permission_diag(path, "allowlist", diags);
         match std::fs::read_to_string(path) {
             Ok(text) => Allowlist::from_entries(parse_into(&text, path, diags)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Allowlist::default(),

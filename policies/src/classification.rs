@@ -45,6 +45,7 @@ pub(crate) struct Classification {
 
 impl Classification {
     pub(crate) fn load(path: &Path, diags: &mut Vec<Diagnostic>) -> Classification {
+        crate::compile::permission_diag(path, "classification file", diags);
         match std::fs::read_to_string(path) {
             Ok(text) => Classification::parse(path, &text, diags),
             Err(e) => {

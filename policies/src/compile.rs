@@ -455,12 +455,38 @@ pub(crate) fn read_dir(
     }
     let mut out = Vec::with_capacity(paths.len());
     for p in paths {
+        permission_diag(&p, &format!("{what} file"), diags);
         match std::fs::read_to_string(&p) {
             Ok(text) => out.push((p, text)),
-            Err(e) => error(&p, format!("cannot read: {e}")),
+            Err(e) => diags.push(Diagnostic {
+                severity: Severity::Error,
+                file: Some(p.clone()),
+                line: None,
+                rule_id: None,
+                message: format!("cannot read: {e}"),
+            }),
         }
     }
     out
+}
+
+/// Adds what [`crate::perms::check_trusted`] finds about `path` to `diags`:
+/// an error (the policy does not load) or a warning.
+pub(crate) fn permission_diag(path: &Path, what: &str, diags: &mut Vec<Diagnostic>) {
+    let Some(f) = crate::perms::check_trusted(path, what) else {
+        return;
+    };
+    let severity = match f {
+        crate::perms::Finding::Refuse(_) => Severity::Error,
+        crate::perms::Finding::Warn(_) => Severity::Warning,
+    };
+    diags.push(Diagnostic {
+        severity,
+        file: Some(path.to_path_buf()),
+        line: None,
+        rule_id: None,
+        message: f.message().to_string(),
+    });
 }
 
 fn parse_action(r: &mut Reader<'_>, v: &Located, key: &str) -> Option<Action> {

@@ -195,6 +195,7 @@ mod explain;
 mod glob;
 mod lang;
 pub mod mask;
+pub mod perms;
 #[cfg(test)]
 mod tests;
 mod time;

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use danxia_detectors::{
-    analyze, fingerprint, fingerprint_with_values, split_statements, Dialect, LexOptions,
-    StatementFacts,
+    analyze, fingerprint, fingerprint_with_values, redact_credentials, split_statements, Dialect,
+    LexOptions, StatementFacts,
 };
 use metrics::{counter, Counter};
 
@@ -51,6 +51,10 @@ pub struct Statement {
     /// Digest of its literal values (behaviour baselines count distinct
     /// ones per shape); `None` when it has none.
     pub values: Option<u64>,
+    /// The text with credential literals (`PASSWORD 'x'`, `IDENTIFIED BY
+    /// 'x'`) replaced, for the audit log and alerts; `None` when the text
+    /// has none, so the common case costs no copy.
+    pub redacted: Option<Arc<str>>,
 }
 
 /// A policy decision about one statement and the policy version that made
@@ -117,6 +121,7 @@ impl Analyzer {
                     text: Arc::from(text),
                     judgement: None,
                     values,
+                    redacted: redact_credentials(text, opts).map(Arc::from),
                 }
             })
             .collect()
@@ -138,6 +143,11 @@ impl Analyzer {
             changes_lexing: false,
             judgement: None,
             values: None,
+            // The lexing rules are unknown here: hide what either dialect
+            // would read as a credential.
+            redacted: redact_credentials(text, LexOptions::for_dialect(Dialect::Postgres))
+                .or_else(|| redact_credentials(text, LexOptions::for_dialect(Dialect::MySql)))
+                .map(Arc::from),
         }
     }
 

@@ -312,6 +312,12 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
+        crate::files::trusted(path, "configuration file").map_err(|message| {
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message,
+            }
+        })?;
         let mut config = Self::parse(&text, path)?;
         if let Some(p) = &mut config.policy {
             if let Some(file) = &p.masking_key_file {
@@ -593,6 +599,7 @@ fn validate_http_listener(l: &ListenerConfig, at: &str) -> Result<(), String> {
 
 /// Reads the masking key file (relative paths from the working directory).
 fn read_masking_key(file: &Path) -> Result<std::sync::Arc<[u8]>, String> {
+    crate::files::secret(file, "policy.masking_key_file")?;
     let bytes = std::fs::read(file).map_err(|e| {
         format!(
             "policy.masking_key_file = {:?}: cannot read it: {e}",

@@ -1,9 +1,36 @@
 //! Files danxia rewrites while others may read them (classification files,
 //! state snapshots): replaced whole and durably, never left half-written.
+//! Also the permission gate every trusted or secret file passes before it
+//! is read ([`trusted`], [`secret`]).
 
 use std::fs;
 use std::io::Write;
 use std::path::Path;
+
+/// Checks a file whose content decides what danxia allows (configuration,
+/// certificates, API keys, JWKS) with [`danxia_policies::perms`]: `Err`
+/// with the operator-facing reason when it must not be used, a logged
+/// warning when it is merely group-writable.
+pub fn trusted(path: &Path, what: &str) -> Result<(), String> {
+    gate(danxia_policies::perms::check_trusted(path, what))
+}
+
+/// Checks a file holding a secret (masking key, TLS private key).
+pub fn secret(path: &Path, what: &str) -> Result<(), String> {
+    gate(danxia_policies::perms::check_secret(path, what))
+}
+
+fn gate(finding: Option<danxia_policies::perms::Finding>) -> Result<(), String> {
+    use danxia_policies::perms::Finding;
+    match finding {
+        None => Ok(()),
+        Some(Finding::Warn(m)) => {
+            tracing::warn!("{m}");
+            Ok(())
+        }
+        Some(Finding::Refuse(m)) => Err(m),
+    }
+}
 
 /// Replaces `path` with `text` so that a reader sees the old file or the
 /// new one, never a mix: write `FILE.tmp` beside it, fsync, rename over,

@@ -58,6 +58,7 @@ pub fn write_admin_token(path: &Path) -> String {
         .open(path)
         .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
     writeln!(f, "{token}").expect("write admin token");
+    artifacts::register_secret(&token);
     token
 }
 
@@ -728,6 +729,11 @@ impl Drop for Danxia {
                 let _ = c.wait();
             }
         }
+        let name = self.tempdir.path().file_name().map_or_else(
+            || format!("danxia-{}", self.admin_port),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        artifacts::keep_instance(&name, &self.stderr_path, &self.audit_dir);
         if std::thread::panicking() {
             // The test failed: show what the proxy said, it is usually why.
             let log = self.stderr();
@@ -1821,6 +1827,7 @@ pub fn vm_rss_kib(pid: u32) -> Option<u64> {
 /// A hand-written PostgreSQL frontend (protocol 3.0) for protocol-level tests:
 /// message encoders, a frame reader, and a [`wire::RawSession`] that performs
 /// a trust-auth startup and records the BackendKeyData the proxy hands out.
+pub mod artifacts;
 pub mod tls;
 
 pub mod wire {
@@ -2233,6 +2240,24 @@ pub fn daytime_zone() -> String {
     }
 }
 
+/// Runs `danxia run --config <file>` with `text` as the file (in a fresh
+/// directory, also the working directory) for a configuration that must
+/// not start; returns (exit code, stderr + stdout, the file's path).
+pub fn run_config(text: &str) -> (Option<i32>, String, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    fs::write(&path, text).expect("write");
+    let out = run(Command::new(bin_path())
+        .arg("run")
+        .arg("--config")
+        .arg(&path)
+        .current_dir(dir.path()));
+    let stderr =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    // Keep the path's text for messages; the directory goes away here.
+    (out.status.code(), stderr, path)
+}
+
 /// `danxia api key add CALLER --keys FILE`: (key, key id), asserting the key is printed alone on stdout.
 pub fn api_key_add(keys_file: &Path, caller: &str) -> (String, String) {
     let out = run(Command::new(bin_path())
@@ -2246,6 +2271,7 @@ pub fn api_key_add(keys_file: &Path, caller: &str) -> (String, String) {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "the key alone on one line: {stdout:?}");
+    artifacts::register_secret(lines[0]);
     // "danxia api key: key <id> for caller <caller> added to …"
     let words: Vec<&str> = stderr.split_whitespace().collect();
     let id = words

@@ -165,6 +165,7 @@ impl TestPki {
 fn write(path: &Path, text: &str, private: bool) {
     fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     if private {
+        crate::artifacts::register_pem_key(text);
         fs::set_permissions(path, fs::Permissions::from_mode(0o600))
             .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
     }

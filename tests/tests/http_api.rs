@@ -112,8 +112,11 @@ fn jwt(claims: &Value) -> String {
     );
     let mut mac = Hmac::<Sha256>::new_from_slice(JWT_SECRET).expect("any key length");
     mac.update(signing_input.as_bytes());
-    let sig = mac.finalize().into_bytes();
-    format!("{signing_input}.{}", b64url(&sig))
+    let sig = b64url(&mac.finalize().into_bytes());
+    // The signature is what makes the token a credential; the claims
+    // (caller, expiry) may be audited.
+    danxia_e2e::artifacts::register_secret(&sig);
+    format!("{signing_input}.{sig}")
 }
 
 fn unix_now() -> u64 {

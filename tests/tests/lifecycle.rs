@@ -208,23 +208,6 @@ fn sigterm_cuts_statements_that_outlive_the_grace_period() {
     }
 }
 
-/// Runs `danxia run --config <file>` with `text` as the file; returns
-/// (exit code, stderr).
-fn run_config(text: &str) -> (Option<i32>, String, std::path::PathBuf) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("bad.toml");
-    std::fs::write(&path, text).expect("write");
-    let out = run(Command::new(bin_path())
-        .arg("run")
-        .arg("--config")
-        .arg(&path)
-        .current_dir(dir.path()));
-    let stderr =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    // Keep the path's text for messages; the directory goes away here.
-    (out.status.code(), stderr, path)
-}
-
 #[test]
 fn config_errors_exit_2_naming_the_key() {
     let audit = std::env::temp_dir().join("danxia-e2e-never-created");

@@ -93,5 +93,29 @@ fn mysql_native_password_and_ed25519_logins_relay_and_failures_are_audited() {
     check_plugin(&d, "dx_ed", "ed-pw");
     let failures = d.metric("danxia_auth_failures_total", &[("listener", "mysql")]);
     assert_eq!(failures, 2.0, "one per wrong password");
+
+    // A password in a statement sent through danxia is hidden in the audit
+    // (the statement itself reaches the server: the login still works).
+    danxia_e2e::artifacts::register_secret("native-pw");
+    run_ok(
+        d.mariadb("root", None, "test")
+            .arg("-e")
+            .arg("SET PASSWORD FOR 'dx_native'@'%' = PASSWORD('native-pw')"),
+    );
+    let is_set = |e: &serde_json::Value| {
+        e["kind"] == "statement"
+            && e["statement"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("SET PASSWORD"))
+    };
+    let events = d.wait_audit(WAIT, is_set);
+    let set = events.iter().find(|e| is_set(e)).expect("waited for it");
+    assert_eq!(
+        set["statement"], "SET PASSWORD FOR 'dx_native'@'%' = PASSWORD('******')",
+        "{set}"
+    );
+    assert!(login(d.mysql_port, "dx_native", "native-pw")
+        .status
+        .success());
     assert!(d.audit_verify().status.success());
 }

@@ -265,6 +265,31 @@ fn password_md5_scram_through_danxia() {
     );
     assert_eq!(who.trim(), "postgres");
 
+    // A password typed into a statement through danxia reaches the server
+    // as typed (the role still logs in with it, checked direct so the
+    // session counts below stay exact) and the audit shows it redacted.
+    for (_, _, password) in LOGINS {
+        danxia_e2e::artifacts::register_secret(password);
+    }
+    run_ok(d.psql("postgres", DB).args([
+        "-c",
+        &format!("alter role {} with password '{}'", pw.0, pw.2),
+    ]));
+    assert_eq!(run_ok(&mut psql_login(port, pw.0, pw.2)).trim(), pw.0);
+    let is_alter = |e: &Value| {
+        e["kind"] == "statement"
+            && e["statement"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("alter role"))
+    };
+    let events = d.wait_audit(WAIT, is_alter);
+    let alter = events.iter().find(|e| is_alter(e)).expect("waited for it");
+    assert_eq!(
+        alter["statement"],
+        format!("alter role {} with password '******'", pw.0),
+        "the audited statement hides the password: {alter}"
+    );
+
     // Channel binding needs TLS, and danxia does not terminate TLS (yet): a
     // client that requires it refuses to authenticate, with libpq's message.
     let cb = run(psql_login(d.pg_port, scram.0, scram.2).env("PGCHANNELBINDING", "require"));

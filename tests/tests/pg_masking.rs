@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use danxia_e2e::wire::{self, RawSession};
@@ -121,8 +122,10 @@ fn setup(tag: &str) -> Env {
     )
     .expect("classification");
     let key = dir.path().join("masking.key");
+    // 0600: danxia refuses a masking key other users can read.
     fs::File::create(&key)
         .and_then(|mut f| f.write_all(b"0123456789abcdef0123456789abcdef\n"))
+        .and_then(|()| fs::set_permissions(&key, fs::Permissions::from_mode(0o600)))
         .expect("key");
     let d = Danxia::start_with(Options {
         extra_toml: format!(
@@ -250,6 +253,10 @@ fn masked_identity_sees_masked_values_and_audit_counts_match() {
     assert_eq!(masked.len(), direct.len());
     let mut pseudonyms = std::collections::HashMap::new();
     for (m, d) in masked.iter().zip(&direct) {
+        // What the masks hid never reaches a log or an audit record.
+        for hidden in [&d[2], &d[4]] {
+            danxia_e2e::artifacts::register_secret(hidden);
+        }
         assert_eq!(m[0], d[0], "id untouched");
         assert_eq!(
             m[1],

@@ -72,7 +72,7 @@ pub fn describe_statement(ev: &mut AuditEvent, s: &Statement, default_text: Stat
         None => default_text,
     };
     ev.statement = match text_mode {
-        StatementText::Full => Some(capped(&s.text)),
+        StatementText::Full => Some(capped(s.redacted.as_ref().unwrap_or(&s.text))),
         StatementText::Normalized => Some(capped(&f.normalized)),
         StatementText::None => None,
     };

@@ -225,6 +225,7 @@ pub(crate) fn read_certs(
     what: &'static str,
 ) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, TlsError> {
     use rustls::pki_types::pem::PemObject;
+    crate::files::trusted(path, what).map_err(TlsError::Permissions)?;
     let bytes = read_file(path, what)?;
     let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
@@ -246,6 +247,7 @@ pub(crate) fn read_certs(
 /// Reads the first private key of a PEM file.
 pub(crate) fn read_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, TlsError> {
     use rustls::pki_types::pem::PemObject;
+    crate::files::secret(path, "TLS private key").map_err(TlsError::Permissions)?;
     let bytes = read_file(path, "private key")?;
     rustls::pki_types::PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| TlsError::Pem {
         path: path.to_path_buf(),

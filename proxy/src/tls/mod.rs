@@ -124,6 +124,10 @@ pub enum TlsError {
     KeyMismatch { cert: PathBuf, key: PathBuf },
     #[error("the certificate {path} cannot be parsed: {reason}")]
     Certificate { path: PathBuf, reason: String },
+    /// Others could read a key or rewrite a certificate (see
+    /// [`crate::files::secret`]).
+    #[error("{0}")]
+    Permissions(String),
     #[error("{context}: {reason}")]
     Config {
         context: &'static str,

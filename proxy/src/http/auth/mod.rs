@@ -320,6 +320,9 @@ impl std::fmt::Display for AuthFailure {
 pub enum AuthError {
     #[error("auth config: {0}")]
     Config(String),
+    /// Others could rewrite a keys or JWKS file ([`crate::files::trusted`]).
+    #[error("{0}")]
+    Permissions(String),
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
@@ -357,6 +360,7 @@ pub(crate) fn read_bounded(path: &Path) -> Result<String, AuthError> {
         source,
     };
     let f = std::fs::File::open(path).map_err(err)?;
+    crate::files::trusted(path, "API auth file").map_err(AuthError::Permissions)?;
     let mut text = String::new();
     f.take(MAX_AUTH_FILE_BYTES + 1)
         .read_to_string(&mut text)
