@@ -340,7 +340,7 @@ fn outage(test: &str, fault: Fault, on_error: &str) {
     drop(mounts);
 }
 
-/// 1. Disk full, `on_error = "block"`. Expected: `danxia_audit_healthy` 0,
+/// Case 1: Disk full, `on_error = "block"`. Expected: `danxia_audit_healthy` 0,
 /// `/readyz` 503, write failures counted, the log names the file and
 /// ENOSPC; clients stall once the queue is full; after space is freed they
 /// go on, an `audit_recovery` record says "0 events lost", every answered
@@ -350,7 +350,7 @@ fn disk_full_blocks_then_recovers_losing_nothing() {
     outage("disk_full_blocks", Fault::Full, "block");
 }
 
-/// 2. Disk full, `on_error = "continue"`. Expected: traffic goes on, the
+/// Case 2: Disk full, `on_error = "continue"`. Expected: traffic goes on, the
 /// failures and lost events are counted, the recovery record states how
 /// many were lost (> 0), no more answered statements are missing than
 /// that, and the chain verifies (no seq skipped).
@@ -359,19 +359,19 @@ fn disk_full_continue_counts_what_it_loses() {
     outage("disk_full_continue", Fault::Full, "continue");
 }
 
-/// 3a. Read-only audit directory (EROFS), `on_error = "block"`: as 1.
+/// Case 3a: Read-only audit directory (EROFS), `on_error = "block"`: as 1.
 #[test]
 fn read_only_blocks_then_recovers_losing_nothing() {
     outage("read_only_blocks", Fault::ReadOnly, "block");
 }
 
-/// 3b. Read-only audit directory (EROFS), `on_error = "continue"`: as 2.
+/// Case 3b: Read-only audit directory (EROFS), `on_error = "continue"`: as 2.
 #[test]
 fn read_only_continue_counts_what_it_loses() {
     outage("read_only_continue", Fault::ReadOnly, "continue");
 }
 
-/// 4. An audit directory that cannot be written at start-up (a read-only
+/// Case 4: An audit directory that cannot be written at start-up (a read-only
 /// tmpfs). Expected: danxia refuses to start — it exits at once with a
 /// message naming the directory and the OS error — rather than serve
 /// without an audit log.

@@ -298,7 +298,7 @@ fn assert_cut(what: &str, took: Option<Duration>, timeout: Duration) -> Duration
     took
 }
 
-/// 1. Slowloris: one byte per second on each listener's handshake or
+/// Case 1: Slowloris: one byte per second on each listener's handshake or
 /// headers. Expected: each is closed within its timeout (+ margin), PG and
 /// MySQL with a FATAL / ERR naming the timeout and a `protocol_error` audit
 /// record, every one counted; 500 slow clients at once do not stop a
@@ -455,6 +455,9 @@ fn slowloris_on_every_listener_is_cut_after_its_timeout() {
     w.serves_everyone("after the slow clients");
 }
 
+/// Recognises what a refused client read before the close.
+type Refusal = dyn Fn(&[u8]) -> bool;
+
 /// What one listener answered a flood of connections.
 struct Flood {
     opened: usize,
@@ -571,7 +574,7 @@ fn flood(
     }
 }
 
-/// 2. 10,000 connections, kept open, on the pg, mysql and http listeners
+/// Case 2: 10,000 connections, kept open, on the pg, mysql and http listeners
 /// with `max_connections = 200`. Expected: 200 are admitted and every other
 /// one is refused at once and clearly — PG FATAL 53300, MySQL ERR 1040, HTTP
 /// closed (hyper has no refusal message; an HTTP client sees a reset) —
@@ -593,7 +596,7 @@ fn ten_thousand_connections_meet_max_connections() {
     let mysql_refusal =
         |b: &[u8]| b.len() > 7 && b[4] == 0xff && u16::from_le_bytes([b[5], b[6]]) == 1040;
     let http_refusal = |b: &[u8]| b.is_empty();
-    let cases: [(&str, u16, &dyn Fn(&[u8]) -> bool); 3] = [
+    let cases: [(&str, u16, &Refusal); 3] = [
         ("pg", w.d.pg_port, &pg_refusal),
         ("mysqlx", w.mysqlx_port, &mysql_refusal),
         ("api", w.http_port, &http_refusal),
@@ -621,7 +624,7 @@ fn ten_thousand_connections_meet_max_connections() {
     }
 }
 
-/// 2b. danxia out of file descriptors: its soft and hard `RLIMIT_NOFILE`
+/// Case 2b: danxia out of file descriptors: its soft and hard `RLIMIT_NOFILE`
 /// are lowered (prlimit) to 40 above what it has open, then 300 clients
 /// connect. Expected: accept fails with EMFILE and danxia backs off (a
 /// warning every 50 ms, well under 30 % of a core — a spinning accept loop
@@ -765,7 +768,7 @@ fn status(b: &[u8]) -> Option<u16> {
     rest.get(..3)?.parse().ok()
 }
 
-/// 3. Oversized headers: a 1 MB header line on the HTTP API listener and on
+/// Case 3: Oversized headers: a 1 MB header line on the HTTP API listener and on
 /// the admin listener. Expected: 431 without buffering it (RSS bounded), the
 /// connection closed. (PG and MySQL oversized messages: pg_protocol.rs
 /// `oversized_*`, mysql_hostile.rs `mysql_oversized_command_*`.)
@@ -797,7 +800,7 @@ fn client_hello() -> Vec<u8> {
     rec
 }
 
-/// 5. Wrong protocol versions. Expected: HTTP/1.0 is served; an HTTP/0.9
+/// Case 5: Wrong protocol versions. Expected: HTTP/1.0 is served; an HTTP/0.9
 /// request line, `HTTP/9.9` and an h2 preface followed by junk get a 4xx/5xx
 /// or a close within the header timeout; an `Upgrade: h2c` with a junk
 /// `HTTP2-Settings` is ignored (served as HTTP/1.1); a TLS ClientHello on
@@ -884,7 +887,7 @@ impl Rng {
     }
 }
 
-/// 6. Garbage on every listener: 64 KiB of seeded random bytes, 1 byte,
+/// Case 6: Garbage on every listener: 64 KiB of seeded random bytes, 1 byte,
 /// 4 KiB of 0xff, and a length header promising 1 GB followed by a close.
 /// Expected: each connection gets an error or a close within its timeout
 /// (admin: its header timeout), less than 64 KiB back, no panic in the
@@ -959,7 +962,7 @@ fn garbage_on_every_listener_gets_a_bounded_answer() {
     w.serves_everyone("after garbage");
 }
 
-/// 4. Invalid UTF-8 everywhere text is expected. Expected: PG startup
+/// Case 4: Invalid UTF-8 everywhere text is expected. Expected: PG startup
 /// parameters with invalid UTF-8 get an ErrorResponse and a close; a PG
 /// Query with invalid UTF-8 (client_encoding UTF8) gets the server's own
 /// error (22021, as directly) and is audited; a MySQL COM_QUERY with invalid
