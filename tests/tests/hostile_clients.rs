@@ -1072,3 +1072,36 @@ fn invalid_utf8_is_answered_and_audited_as_valid_json() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// The admin endpoint's connection cap (`ADMIN_MAX_CONNECTIONS`, 256 in
+/// proxy/src/admin.rs). Expected: of 300 silent connections, the 44 over
+/// the cap are closed at once without a byte, the rest stay open (until
+/// their header timeout); once they are gone the 44 are counted in
+/// `danxia_admin_connections_rejected_total` and the endpoint answers.
+#[test]
+fn admin_endpoint_caps_its_connections() {
+    const CAP: usize = 256;
+    let w = world(&[], SLOW_TIMEOUT);
+    let socks: Vec<TcpStream> = (0..CAP + 44).map(|_| connect(w.d.admin_port)).collect();
+    for s in &socks {
+        s.set_nonblocking(true).expect("nonblocking");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = [0u8; 64];
+    let closed = loop {
+        let closed = socks
+            .iter()
+            .filter(|s| matches!((&**s).read(&mut buf), Ok(0)))
+            .count();
+        if closed >= 44 || Instant::now() > deadline {
+            break closed;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(closed, 44, "the connections over the cap, closed at once");
+    drop(socks);
+    w.d.wait_metric(WAIT, "danxia_admin_connections_rejected_total", &[], |v| {
+        v == 44.0
+    });
+    w.serves_everyone("after the admin cap");
+}
