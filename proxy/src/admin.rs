@@ -143,19 +143,111 @@ pub fn router(state: Arc<AdminState>) -> Router {
     .with_state(state)
 }
 
+/// Longest a client of the admin endpoint may take to send a request's
+/// headers (from the connection's start or the previous response): a slow
+/// client (slowloris) is closed after it and counted in
+/// `danxia_admin_header_timeouts_total`. Generous, because the admin
+/// endpoint's clients (Prometheus, load-balancer probes, operators) are
+/// few and known; without a bound each silent connection would be held
+/// forever.
+pub const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most admin connections open at once. A scraper, a few probes and an
+/// operator's CLI need a handful; a connection over the limit is closed at
+/// once (`danxia_admin_connections_rejected_total`), so a flood on this
+/// port cannot use up the descriptors that the data listeners need.
+pub const ADMIN_MAX_CONNECTIONS: usize = 256;
+
+/// Largest request head (request line and headers) the admin endpoint
+/// buffers; a larger one gets 431.
+const ADMIN_MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// How long open admin connections may take to finish at shutdown.
+const ADMIN_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Pause after a failed accept (EMFILE, ENFILE, ENOBUFS): retrying at once
+/// would spin a core while nothing can be accepted.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Serves the admin endpoint until `shutdown` resolves, then lets open
+/// requests finish (at most [`ADMIN_SHUTDOWN_GRACE`]).
+///
+/// Its own accept loop rather than `axum::serve`, which has no header
+/// timeout and no connection limit (see the constants above).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AdminState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower_service::Service;
+
     describe();
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    let app = router(state);
+    let limit = Arc::new(tokio::sync::Semaphore::new(ADMIN_MAX_CONNECTIONS));
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            metrics::counter!(METRIC_ADMIN_REJECTED).increment(1);
+            drop(stream);
+            continue;
+        };
+        let app = app.clone();
+        let mut closing = closing.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                let mut app = app.clone();
+                async move { app.call(req).await }
+            });
+            // HTTP/1 only (the admin clients speak it): no protocol
+            // detection phase, whose first read hyper does not time out.
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(ADMIN_HEADER_TIMEOUT)
+                .max_buf_size(ADMIN_MAX_HEAD_BYTES)
+                .serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        if e.is_timeout() {
+                            metrics::counter!(METRIC_ADMIN_HEADER_TIMEOUTS).increment(1);
+                        }
+                    }
+                }
+                _ = async { closing.wait_for(|c| *c).await.map(|_| ()) } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(ADMIN_SHUTDOWN_GRACE, conn).await;
+                }
+            }
+            drop(permit);
+        });
+    }
+    let _ = closing_tx.send(true);
+    // Every permit back = every connection finished.
+    let _ = tokio::time::timeout(
+        ADMIN_SHUTDOWN_GRACE,
+        limit.acquire_many(ADMIN_MAX_CONNECTIONS as u32),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    Ok(())
 }
+
+const METRIC_ADMIN_HEADER_TIMEOUTS: &str = "danxia_admin_header_timeouts_total";
+const METRIC_ADMIN_REJECTED: &str = "danxia_admin_connections_rejected_total";
 
 fn describe() {
     static ONCE: Once = Once::new();
@@ -168,6 +260,16 @@ fn describe() {
             "danxia_admin_sessions_killed_total",
             "Database sessions killed through the admin API, by listener."
         );
+        metrics::describe_counter!(
+            METRIC_ADMIN_HEADER_TIMEOUTS,
+            "Admin connections closed because their request headers did not arrive within the admin header timeout (10 s)."
+        );
+        metrics::describe_counter!(
+            METRIC_ADMIN_REJECTED,
+            "Admin connections closed at once because 256 were already open."
+        );
+        metrics::counter!(METRIC_ADMIN_HEADER_TIMEOUTS).absolute(0);
+        metrics::counter!(METRIC_ADMIN_REJECTED).absolute(0);
         for reason in ["missing", "malformed", "wrong"] {
             metrics::counter!("danxia_admin_auth_failures_total", "reason" => reason).absolute(0);
         }

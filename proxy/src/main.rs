@@ -686,6 +686,7 @@ fn run(path: PathBuf) -> ExitCode {
     };
     let base = std::env::current_dir().unwrap_or_default();
     cfg.resolve_paths(&base);
+    raise_open_files_limit();
     let threads = match cfg.runtime.worker_threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -748,6 +749,38 @@ fn verify(dir: PathBuf) -> ExitCode {
         Err(e) => {
             eprintln!("danxia: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, as nginx, HAProxy
+/// and PostgreSQL do. Every client connection costs a descriptor (a MySQL
+/// or PostgreSQL session two, with its backend), and `max_connections`
+/// defaults to 10,000 per listener, while the soft limit many shells and
+/// service managers hand out is 1024: without this, EMFILE rather than
+/// `max_connections` would be the real limit, and it would refuse clients
+/// without a clear error. The hard limit is the operator's to set
+/// (`LimitNOFILE=` in the systemd unit, `ulimit -Hn`).
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let old = getrlimit(Resource::Nofile);
+    if old.current.is_some() && old.current != old.maximum {
+        let new = Rlimit {
+            current: old.maximum,
+            maximum: old.maximum,
+        };
+        match setrlimit(Resource::Nofile, new) {
+            Ok(()) => tracing::info!(
+                from = ?old.current,
+                to = ?old.maximum,
+                "raised the open files limit (RLIMIT_NOFILE) to the hard limit"
+            ),
+            Err(e) => tracing::warn!(
+                soft = ?old.current,
+                hard = ?old.maximum,
+                error = %e,
+                "cannot raise the open files limit (RLIMIT_NOFILE)"
+            ),
         }
     }
 }

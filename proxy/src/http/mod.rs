@@ -338,9 +338,16 @@ async fn serve_connection<I>(
         tls: tls.is_some(),
         cert,
     });
+    // Set by the first request to reach the service: until then the
+    // connection is on the header-timeout watchdog below.
+    let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let svc = {
         let hx = hx.clone();
-        hyper::service::service_fn(move |req| service::handle(hx.clone(), conn.clone(), req))
+        let seen = seen.clone();
+        hyper::service::service_fn(move |req| {
+            seen.store(true, std::sync::atomic::Ordering::Relaxed);
+            service::handle(hx.clone(), conn.clone(), req)
+        })
     };
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -359,13 +366,46 @@ async fn serve_connection<I>(
     tokio::select! {
         r = conn_fut.as_mut() => {
             if let Err(e) = r {
+                if is_header_timeout(e.as_ref()) {
+                    hx.lx.metrics.protocol_error(HEADER_TIMEOUT_KIND);
+                }
                 debug!(listener = %hx.lx.name, %peer, error = %e, "http connection ended with an error");
             }
+        }
+        _ = first_request_overdue(hx.settings.header_timeout, &seen) => {
+            hx.lx.metrics.protocol_error(HEADER_TIMEOUT_KIND);
+            debug!(listener = %hx.lx.name, %peer, "no request within header_timeout: closed");
         }
         _ = crate::pg::session::shutdown_signalled(&mut shutdown) => {
             conn_fut.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(hx.lx.limits.shutdown_grace, conn_fut).await;
         }
+    }
+}
+
+/// `danxia_protocol_errors_total{kind}` of a client whose request headers
+/// did not arrive within `header_timeout`.
+const HEADER_TIMEOUT_KIND: &str = "header_timeout";
+
+/// True when hyper gave up on a connection because the request headers did
+/// not arrive within the header timeout.
+fn is_header_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.downcast_ref::<hyper::Error>()
+        .is_some_and(|h| h.is_timeout())
+}
+
+/// Resolves once `timeout` has passed without a first request on the
+/// connection; never resolves after one.
+///
+/// hyper's `header_read_timeout` covers an HTTP/1 request head once the
+/// protocol is known, but not the auto builder's protocol detection (a
+/// client that sends nothing, or a few bytes of the HTTP/2 preface), nor an
+/// HTTP/2 connection that never opens a stream: without this, each such
+/// client would hold one of `max_connections` for ever.
+async fn first_request_overdue(timeout: Duration, seen: &std::sync::atomic::AtomicBool) {
+    tokio::time::sleep(timeout).await;
+    if seen.load(std::sync::atomic::Ordering::Relaxed) {
+        std::future::pending::<()>().await;
     }
 }
 
