@@ -121,6 +121,8 @@ pub struct Options {
     pub mysql: bool,
     /// Extra keys of the `mysql` listener's table (with `mysql`).
     pub mysql_listener_toml: String,
+    /// The `mysql` listener's backend; `None`: 127.0.0.1:3306.
+    pub mysql_backend: Option<String>,
     /// Body of the `pg` listener's `[listener.tls]` table (see
     /// [`tls::TestPki::listener_tls`]); written after `listener_toml`.
     pub pg_tls: Option<String>,
@@ -146,6 +148,7 @@ impl Default for Options {
             listener_toml: String::new(),
             mysql: false,
             mysql_listener_toml: String::new(),
+            mysql_backend: None,
             pg_tls: None,
             pg_backend_tls: None,
             mysql_tls: None,
@@ -254,7 +257,11 @@ impl Options {
         if self.mysql {
             s.push_str("\n[[listener]]\nname = \"mysql\"\nprotocol = \"mysql\"\n");
             s.push_str(&format!("listen = \"127.0.0.1:{mysql_port}\"\n"));
-            s.push_str(&format!("backend = \"127.0.0.1:{MYSQL_DIRECT_PORT}\"\n"));
+            let backend = self
+                .mysql_backend
+                .clone()
+                .unwrap_or_else(|| format!("127.0.0.1:{MYSQL_DIRECT_PORT}"));
+            s.push_str(&format!("backend = {}\n", toml_str(&backend)));
             if !self.mysql_listener_toml.is_empty() {
                 s.push_str(&self.mysql_listener_toml);
                 s.push('\n');
@@ -1817,6 +1824,28 @@ pub fn vm_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
 }
+
+/// `VmRSS` of process `pid` in KiB, 0 once it is gone (see [`vm_rss_kib`]).
+pub fn rss_kib(pid: u32) -> u64 {
+    vm_rss_kib(pid).unwrap_or(0)
+}
+
+/// `VmHWM` (peak resident set size) of process `pid` in KiB, 0 once gone.
+pub fn hwm_kib(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+pub mod mariadb_server;
+pub mod pg_cluster;
+pub mod relay;
 
 /// A hand-written PostgreSQL frontend (protocol 3.0) for protocol-level tests:
 /// message encoders, a frame reader, and a [`wire::RawSession`] that performs
