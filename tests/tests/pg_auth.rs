@@ -13,7 +13,6 @@
 //! directory owned by it; a Drop guard stops it even when the test panics.
 
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
