@@ -112,7 +112,15 @@ fn describe() {
     );
     describe_counter!(
         "danxia_backend_connect_failures_total",
-        "Failed attempts to connect to a backend."
+        "Failed attempts to connect to a backend, by reason (refused: the connection failed; timeout: no TCP connection within limits.backend_connect_timeout; silent: connected, but the server sent nothing within limits.backend_connect_timeout)."
+    );
+    describe_counter!(
+        "danxia_backend_lost_total",
+        "Sessions whose backend connection was closed by the server or failed after startup (server terminated or restarted, host crashed, network cut)."
+    );
+    describe_counter!(
+        "danxia_orphaned_queries_total",
+        "Statements still running on the backend when their session ended, which danxia stopped (PostgreSQL: a CancelRequest; MySQL: the backend connection closed), by reason (client_gone, killed, error)."
     );
     describe_gauge!(
         "danxia_backend_up",
@@ -181,7 +189,14 @@ pub struct ListenerMetrics {
     pub statement_duration: Histogram,
     pub proxy_added: Histogram,
     pub auth_failures: Counter,
+    /// Connect failures: the TCP connection failed.
     pub backend_connect_failures: Counter,
+    /// Connect failures: no TCP connection within the timeout.
+    pub backend_connect_timeouts: Counter,
+    /// Connect failures: connected, but no first message from the server.
+    pub backend_silent: Counter,
+    /// Backend connections lost after startup.
+    pub backend_lost: Counter,
     pub cancel_forwarded: Counter,
     /// Backend queries cancelled because a limit cut their result.
     pub cut_cancels: Counter,
@@ -209,7 +224,10 @@ impl ListenerMetrics {
             statement_duration: histogram!("danxia_statement_duration_seconds", "listener" => l.clone()),
             proxy_added: histogram!("danxia_proxy_added_seconds", "listener" => l.clone()),
             auth_failures: counter!("danxia_auth_failures_total", "listener" => l.clone()),
-            backend_connect_failures: counter!("danxia_backend_connect_failures_total", "listener" => l.clone()),
+            backend_connect_failures: counter!("danxia_backend_connect_failures_total", "listener" => l.clone(), "reason" => "refused"),
+            backend_connect_timeouts: counter!("danxia_backend_connect_failures_total", "listener" => l.clone(), "reason" => "timeout"),
+            backend_silent: counter!("danxia_backend_connect_failures_total", "listener" => l.clone(), "reason" => "silent"),
+            backend_lost: counter!("danxia_backend_lost_total", "listener" => l.clone()),
             cancel_forwarded: counter!("danxia_cancel_requests_total", "listener" => l.clone(), "result" => "forwarded"),
             cut_cancels: counter!("danxia_cancel_requests_total", "listener" => l.clone(), "result" => "cut"),
             cancel_unknown: counter!("danxia_cancel_requests_total", "listener" => l, "result" => "unknown_key"),
@@ -262,6 +280,13 @@ impl ListenerMetrics {
                 })
                 .increment(1);
         }
+    }
+
+    /// Counts a statement left running by a session that ended (`reason`:
+    /// client_gone, killed, error — a bounded set) and that danxia stopped.
+    pub fn orphaned_query(&self, reason: &'static str) {
+        counter!("danxia_orphaned_queries_total", "listener" => self.name.to_string(), "reason" => reason)
+            .increment(1);
     }
 
     /// Counts a session ended by a protocol error of `kind` (a bounded set,

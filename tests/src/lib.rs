@@ -122,6 +122,8 @@ pub struct Options {
     pub mysql: bool,
     /// Extra keys of the `mysql` listener's table (with `mysql`).
     pub mysql_listener_toml: String,
+    /// The `mysql` listener's backend; `None`: 127.0.0.1:3306.
+    pub mysql_backend: Option<String>,
     /// Body of the `pg` listener's `[listener.tls]` table (see
     /// [`tls::TestPki::listener_tls`]); written after `listener_toml`.
     pub pg_tls: Option<String>,
@@ -147,6 +149,7 @@ impl Default for Options {
             listener_toml: String::new(),
             mysql: false,
             mysql_listener_toml: String::new(),
+            mysql_backend: None,
             pg_tls: None,
             pg_backend_tls: None,
             mysql_tls: None,
@@ -255,7 +258,11 @@ impl Options {
         if self.mysql {
             s.push_str("\n[[listener]]\nname = \"mysql\"\nprotocol = \"mysql\"\n");
             s.push_str(&format!("listen = \"127.0.0.1:{mysql_port}\"\n"));
-            s.push_str(&format!("backend = \"127.0.0.1:{MYSQL_DIRECT_PORT}\"\n"));
+            let backend = self
+                .mysql_backend
+                .clone()
+                .unwrap_or_else(|| format!("127.0.0.1:{MYSQL_DIRECT_PORT}"));
+            s.push_str(&format!("backend = {}\n", toml_str(&backend)));
             if !self.mysql_listener_toml.is_empty() {
                 s.push_str(&self.mysql_listener_toml);
                 s.push('\n');
@@ -1859,6 +1866,10 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
+
+pub mod mariadb_server;
+pub mod pg_cluster;
+pub mod relay;
 
 /// A hand-written PostgreSQL frontend (protocol 3.0) for protocol-level tests:
 /// message encoders, a frame reader, and a [`wire::RawSession`] that performs

@@ -13,15 +13,14 @@
 //! directory owned by it; a Drop guard stops it even when the test panics.
 
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use danxia_e2e::pg_cluster::PgCluster;
 use danxia_e2e::*;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(10);
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 const DB: &str = "postgres";
 
 /// (user, pg_hba method, password). The passwords are distinctive so that a
@@ -38,111 +37,14 @@ const FAILURES_PER_USER: usize = 3;
 /// Successful logins per user through danxia: raw, psycopg2 and psql.
 const SESSIONS_PER_USER: usize = 3;
 
-/// A PostgreSQL 15 cluster in a temporary directory, run as `postgres`.
-struct TempCluster {
-    data: PathBuf,
-    port: u16,
-    /// Dropped after `Drop::drop` has stopped the server.
-    dir: tempfile::TempDir,
-}
-
-fn pg_tool(name: &str) -> PathBuf {
-    let p = Path::new(PG_BIN).join(name);
-    assert!(
-        p.is_file(),
-        "{} not found: install PostgreSQL 15 server binaries (apt-get install -y postgresql-15)",
-        p.display()
-    );
-    p
-}
-
-/// `runuser -u postgres -- <tool> args…`, run in `dir`.
-fn as_postgres(dir: &Path, tool: &str) -> Command {
-    let mut c = Command::new("runuser");
-    c.args(["-u", "postgres", "--"])
-        .arg(pg_tool(tool))
-        .current_dir(dir);
-    c
-}
-
-impl TempCluster {
-    fn start() -> TempCluster {
-        let id = run(Command::new("id").args(["-u", "postgres"]));
-        assert!(
-            id.status.success(),
-            "this test needs the `postgres` OS user (created by the postgresql-15 package): {}",
-            String::from_utf8_lossy(&id.stderr)
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("danxia-authpg-")
-            .tempdir_in("/tmp")
-            .expect("create temp dir for the cluster");
-        run_ok(Command::new("chown").arg("postgres:").arg(dir.path()));
-        let data = dir.path().join("data");
-        run_ok(
-            as_postgres(dir.path(), "initdb")
-                .arg("-D")
-                .arg(&data)
-                .args([
-                    "-A",
-                    "trust",
-                    "-U",
-                    "postgres",
-                    "-E",
-                    "UTF8",
-                    "--locale=C",
-                    "-N",
-                ]),
-        );
-        let port = free_port();
-        let mut conf =
-            fs::read_to_string(data.join("postgresql.conf")).expect("read postgresql.conf");
-        conf.push_str(&format!(
-            "\n# danxia pg_auth test\nlisten_addresses = '127.0.0.1'\nport = {port}\n\
-             unix_socket_directories = '{}'\nfsync = off\nmax_connections = 20\n\
-             shared_buffers = 16MB\nlog_connections = on\n",
-            dir.path().display()
-        ));
-        fs::write(data.join("postgresql.conf"), conf).expect("write postgresql.conf");
-        // First match wins: the three users each get their method, every
-        // other user (postgres, for set-up) is trusted.
-        let mut hba = String::from("local all all trust\n");
-        for (user, method, _) in LOGINS {
-            hba.push_str(&format!("host all {user} 127.0.0.1/32 {method}\n"));
-        }
-        hba.push_str("host all all 127.0.0.1/32 trust\n");
-        fs::write(data.join("pg_hba.conf"), hba).expect("write pg_hba.conf");
-        let cluster = TempCluster { data, port, dir };
-        run_ok(
-            as_postgres(cluster.dir.path(), "pg_ctl")
-                .args(["-w", "-t", "30", "-D"])
-                .arg(&cluster.data)
-                .arg("-l")
-                .arg(cluster.dir.path().join("postgres.log"))
-                .arg("start"),
-        );
-        cluster
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for TempCluster {
-    fn drop(&mut self) {
-        let out = run(as_postgres(self.dir.path(), "pg_ctl")
-            .args(["-w", "-t", "30", "-m", "immediate", "-D"])
-            .arg(&self.data)
-            .arg("stop"));
-        if !out.status.success() {
-            eprintln!(
-                "stopping the temporary cluster in {} failed: {}",
-                self.data.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
+/// The private cluster: each of LOGINS asks its method, every other user
+/// (postgres, for set-up) is trusted; connections logged.
+fn auth_cluster() -> PgCluster {
+    let hba: String = LOGINS
+        .iter()
+        .map(|(user, method, _)| format!("host all {user} 127.0.0.1/32 {method}\n"))
+        .collect();
+    PgCluster::start("danxia-authpg-", &[], "log_connections = on", &hba)
 }
 
 /// psql as `user` with `password` (no ~/.pgpass, no prompt).
@@ -170,7 +72,7 @@ fn show(events: &[&Value]) -> String {
 
 #[test]
 fn password_md5_scram_through_danxia() {
-    let cluster = TempCluster::start();
+    let cluster = auth_cluster();
     let port = cluster.port;
     // Roles; md5_user's password must be stored as md5 for the md5 method
     // to be used (an md5 line with a SCRAM secret falls back to SCRAM).

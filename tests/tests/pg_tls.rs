@@ -17,6 +17,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use danxia_e2e::pg_cluster::PgCluster;
 use danxia_e2e::tls::{CertFiles, TestPki};
 use danxia_e2e::*;
 use serde_json::Value;
@@ -561,100 +562,23 @@ fn psycopg2_suite_over_tls_on_both_hops() {
 // PostgreSQL 15 cluster with `ssl = on` and a SCRAM user (the shared server
 // trusts everyone). Run as the `postgres` OS user, as in pg_auth.rs.
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 const SCRAM_USER: &str = "scram_tls_user";
 const SCRAM_PASSWORD: &str = "Scram-Tls-Secret-81d0c3";
 
-struct ScramCluster {
-    data: std::path::PathBuf,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-fn as_postgres(dir: &Path, tool: &str) -> Command {
-    let bin = Path::new(PG_BIN).join(tool);
-    assert!(
-        bin.is_file(),
-        "{} not found: install PostgreSQL 15 server binaries (apt-get install -y postgresql-15)",
-        bin.display()
+/// A private cluster serving `cert` (copied, owned by postgres) and asking
+/// SCRAM_USER for scram-sha-256.
+fn scram_cluster(cert: &CertFiles) -> PgCluster {
+    let c = PgCluster::start(
+        "danxia-tlspg-",
+        &[(&cert.cert, "server.pem"), (&cert.key, "server.key")],
+        "ssl = on\nssl_cert_file = '{dir}/server.pem'\nssl_key_file = '{dir}/server.key'",
+        &format!("host all {SCRAM_USER} 127.0.0.1/32 scram-sha-256\n"),
     );
-    let mut c = Command::new("runuser");
-    c.args(["-u", "postgres", "--"]).arg(bin).current_dir(dir);
+    run_ok(psql(c.port, "postgres", "postgres").args([
+        "-c",
+        &format!("create role {SCRAM_USER} login password '{SCRAM_PASSWORD}'"),
+    ]));
     c
-}
-
-impl ScramCluster {
-    /// A cluster serving `cert` (copied, owned by postgres, key 0600) and
-    /// asking SCRAM_USER for scram-sha-256.
-    fn start(cert: &CertFiles) -> ScramCluster {
-        let dir = tempfile::Builder::new()
-            .prefix("danxia-tlspg-")
-            .tempdir_in("/tmp")
-            .expect("temp dir for the cluster");
-        let data = dir.path().join("data");
-        std::fs::copy(&cert.cert, dir.path().join("server.pem")).unwrap();
-        std::fs::copy(&cert.key, dir.path().join("server.key")).unwrap();
-        run_ok(
-            Command::new("chown")
-                .arg("-R")
-                .arg("postgres:")
-                .arg(dir.path()),
-        );
-        run_ok(
-            as_postgres(dir.path(), "initdb")
-                .arg("-D")
-                .arg(&data)
-                .args([
-                    "-A",
-                    "trust",
-                    "-U",
-                    "postgres",
-                    "-E",
-                    "UTF8",
-                    "--locale=C",
-                    "-N",
-                ]),
-        );
-        let port = free_port();
-        let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
-        conf.push_str(&format!(
-            "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{d}'\n\
-             fsync = off\nmax_connections = 20\nshared_buffers = 16MB\nssl = on\n\
-             ssl_cert_file = '{d}/server.pem'\nssl_key_file = '{d}/server.key'\n",
-            d = dir.path().display()
-        ));
-        std::fs::write(data.join("postgresql.conf"), conf).unwrap();
-        std::fs::write(
-            data.join("pg_hba.conf"),
-            format!(
-                "local all all trust\nhost all {SCRAM_USER} 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 trust\n"
-            ),
-        )
-        .unwrap();
-        let c = ScramCluster { data, port, dir };
-        run_ok(
-            as_postgres(c.dir.path(), "pg_ctl")
-                .args(["-w", "-t", "30", "-D"])
-                .arg(&c.data)
-                .arg("-l")
-                .arg(c.dir.path().join("postgres.log"))
-                .arg("start"),
-        );
-        run_ok(psql(c.port, "postgres", "postgres").args([
-            "-c",
-            &format!("create role {SCRAM_USER} login password '{SCRAM_PASSWORD}'"),
-        ]));
-        c
-    }
-}
-
-impl Drop for ScramCluster {
-    fn drop(&mut self) {
-        let _ = run(as_postgres(self.dir.path(), "pg_ctl")
-            .args(["-w", "-t", "30", "-m", "immediate", "-D"])
-            .arg(&self.data)
-            .arg("stop"));
-    }
 }
 
 /// psql as SCRAM_USER on `port` with libpq keywords `extra`; (ok, stderr).
@@ -681,7 +605,7 @@ fn scram_login(port: u16, extra: &str) -> (bool, String) {
 fn scram_channel_binding_through_tls_termination() {
     let dir = tempfile::tempdir().unwrap();
     let pki = TestPki::new(dir.path(), "main");
-    let cluster = ScramCluster::start(&pki.server("pgserver", "pg-cluster"));
+    let cluster = scram_cluster(&pki.server("pgserver", "pg-cluster"));
     // Directly, the TLS server offers SCRAM-SHA-256-PLUS and binding works.
     let (ok, err) = scram_login(cluster.port, "sslmode=require channel_binding=require");
     assert!(ok, "direct channel binding: {err}");

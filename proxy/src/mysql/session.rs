@@ -61,6 +61,12 @@ const MAX_HANDSHAKE_PACKET: usize = 64 * 1024;
 const FLUSH_AT: usize = 64 * 1024;
 /// How long the proxy tries to deliver its own last words.
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Client bytes read ahead while a statement runs. The session watches the
+/// client socket during a statement so that a client that vanishes is
+/// noticed at once (and its statement stopped, see `end`); a client that
+/// pipelines its next command has it buffered, up to this much, before the
+/// watch pauses until the response is complete.
+const MAX_CLIENT_READAHEAD: usize = 64 * 1024;
 /// Largest buffer kept across an idle period.
 const MAX_RETAINED_BUFFER: usize = 256 * 1024;
 /// Columns of one result: MySQL allows 4096 per table; a result of more is
@@ -239,6 +245,8 @@ pub async fn run(ctx: &Arc<ListenerCtx>, client: TcpStream, peer: SocketAddr, id
         command_read_at: Instant::now(),
         backend_read_at: None,
         live: live.clone(),
+        in_flight: None,
+        reply_seq: 1,
         cleartext_guard: ready.cleartext_guard,
     };
     s.live_identity();
@@ -382,6 +390,15 @@ impl Completion {
     }
 }
 
+/// Statements sent to the server whose audit events are not yet written.
+struct InFlight {
+    stmts: Vec<Arc<Statement>>,
+    /// Index of the first statement not yet audited.
+    next: usize,
+    flow: Flow,
+    started: Instant,
+}
+
 /// The steady-state session.
 struct Session {
     ctx: Arc<ListenerCtx>,
@@ -422,6 +439,13 @@ struct Session {
     backend_read_at: Option<Instant>,
     /// This session in the admin API's registry (statement count, kill).
     live: Option<Arc<crate::sessions::LiveSession>>,
+    /// The statements of the command being answered, until each is
+    /// audited: what `end` records as aborted when the session ends under
+    /// them (client gone, backend lost, kill).
+    in_flight: Option<InFlight>,
+    /// The sequence id of the next packet to the client in the current
+    /// response (an ERR danxia adds mid-response must carry it).
+    reply_seq: u8,
     /// Refuse requests for a cleartext password (COM_CHANGE_USER).
     cleartext_guard: bool,
 }
@@ -468,9 +492,23 @@ async fn open(
     let backend_loopback = tcp.peer_addr().is_ok_and(|a| a.ip().is_loopback());
     let mut backend = Conn::new(tcp);
     // The server's greeting (or its refusal, forwarded as it is).
-    let greeting = read_packet(&mut backend, MAX_HANDSHAKE_PACKET, false)
-        .await?
-        .ok_or_else(|| SessionError::BackendIo(eof()))?;
+    // A server that accepts the connection but never greets (hung,
+    // overloaded, a half-dead host) fails within backend_connect_timeout as
+    // a connect failure, not as the client's handshake timeout.
+    let wait = ctx.limits.backend_connect_timeout;
+    let greeting =
+        match tokio::time::timeout(wait, read_packet(&mut backend, MAX_HANDSHAKE_PACKET, false))
+            .await
+        {
+            Ok(r) => r?.ok_or_else(|| SessionError::BackendIo(eof()))?,
+            Err(_) => {
+                ctx.metrics.backend_silent.increment(1);
+                return Err(SessionError::BackendConnect {
+                    addr: ctx.config.backend.clone(),
+                    reason: format!("connected, but the server sent no greeting within {wait:?}"),
+                });
+            }
+        };
     let mut out = BytesMut::new();
     if greeting.payload.first() == Some(&resp::ERR_HEADER) {
         write_frame(&mut out, greeting.seq, &greeting.payload);
@@ -900,7 +938,7 @@ async fn connect_backend(ctx: &ListenerCtx) -> Result<TcpStream, SessionError> {
             })
         }
         Err(_) => {
-            ctx.metrics.backend_connect_failures.increment(1);
+            ctx.metrics.backend_connect_timeouts.increment(1);
             Err(SessionError::BackendConnect {
                 addr: addr.clone(),
                 reason: format!("no answer within {:?}", ctx.limits.backend_connect_timeout),
@@ -1048,6 +1086,11 @@ impl Session {
                 .client_in
                 .increment(packet.payload.len() as u64 + 4);
             let r = self.command(packet).await;
+            if r.is_ok() {
+                // Between commands an unsolicited ERR (a kill) answers the
+                // client's next command.
+                self.reply_seq = 1;
+            }
             self.flush_events().await;
             match r {
                 Ok(true) => {}
@@ -1079,6 +1122,7 @@ impl Session {
         self.seq_shift = 0;
         self.swallow = false;
         self.stmt_bytes_out = 0;
+        self.reply_seq = p.last_seq().wrapping_add(1);
         let started = Instant::now();
         self.command_read_at = started;
         let Some(&code) = p.payload.first() else {
@@ -1691,6 +1735,32 @@ impl Session {
         bytes_in: u64,
         params: Option<String>,
     ) -> Result<(), SessionError> {
+        self.in_flight = Some(InFlight {
+            stmts: stmts.to_vec(),
+            next: 0,
+            flow,
+            started,
+        });
+        let r = self
+            .relay_response(stmts, binary, flow, started, bytes_in, params)
+            .await;
+        if r.is_ok() {
+            self.in_flight = None;
+        }
+        r
+    }
+
+    /// The server's response to one command, relayed (see `relay_results`).
+    #[allow(clippy::too_many_arguments)]
+    async fn relay_response(
+        &mut self,
+        stmts: &[Arc<Statement>],
+        binary: Option<Option<u32>>,
+        flow: Flow,
+        started: Instant,
+        bytes_in: u64,
+        params: Option<String>,
+    ) -> Result<(), SessionError> {
         let mut params = params;
         let mut i = 0usize;
         let mut rows = 0u64;
@@ -2069,6 +2139,9 @@ impl Session {
         params: Option<String>,
     ) {
         let mut c = c;
+        if let Some(f) = self.in_flight.as_mut() {
+            f.next += 1;
+        }
         let mut ev = self.ident.event(EventKind::Statement);
         ev.protocol_flow = Some(flow.as_str());
         let op = match stmt {
@@ -2171,6 +2244,7 @@ impl Session {
             p.seq.wrapping_sub(self.seq_shift),
             &p.payload,
         );
+        self.reply_seq = p.last_seq().wrapping_sub(self.seq_shift).wrapping_add(1);
         self.stmt_bytes_out += (self.out.len() - before) as u64;
     }
 
@@ -2191,7 +2265,18 @@ impl Session {
                 Err(e) => return Err(SessionError::BackendProtocol(e)),
             }
             self.flush_client().await?;
-            let n = self.backend.fill().await.map_err(SessionError::BackendIo)?;
+            let watch = self.client.buf.len() < MAX_CLIENT_READAHEAD;
+            let n = tokio::select! {
+                n = self.backend.fill() => n.map_err(SessionError::BackendIo)?,
+                c = self.client.fill(), if watch => {
+                    match c {
+                        // The client vanished under a running statement.
+                        Ok(0) => return Err(SessionError::ClientGone),
+                        Ok(_) => continue, // its next command, kept for later
+                        Err(e) => return Err(SessionError::ClientIo(e)),
+                    }
+                }
+            };
             if n == 0 {
                 return Err(SessionError::BackendIo(eof()));
             }
@@ -2259,6 +2344,25 @@ impl Session {
                     "killed by the danxia administrator".to_string(),
                 )
             }
+            End::Error(e @ (SessionError::BackendIo(_) | SessionError::BackendProtocol(_))) => {
+                // The server went away under the session (terminated,
+                // restarted, crashed, network cut): say so in the response
+                // the client is reading, never leave it a result that looks
+                // complete or a bare close.
+                ctx.metrics.backend_lost.increment(1);
+                if let Some(kind) = e.protocol_kind() {
+                    ctx.metrics.protocol_error(kind);
+                }
+                warn!(session = %self.ident.session, error = %e, "session ended: backend connection lost");
+                encode_err(
+                    &mut farewell,
+                    self.last_seq_hint(),
+                    PROXY_ERROR,
+                    "08S01",
+                    &format!("danxia: lost the connection to the database server ({e})"),
+                );
+                (Outcome::Aborted, e.to_string())
+            }
             End::Error(e) => {
                 if let SessionError::Masking(_) = e {
                     ctx.metrics.protocol_error("masking");
@@ -2289,10 +2393,20 @@ impl Session {
             let _ = tokio::time::timeout(FAREWELL_TIMEOUT, self.client.stream.write_all(&farewell))
                 .await;
         }
-        // Not after a kill: the server takes a connection with unread bytes
-        // (a COM_QUIT it has not read yet, under a running statement) for
-        // a live one, and would let the statement run on.
-        if !matches!(end, End::Quit | End::Killed) {
+        let orphaned = self.in_flight.is_some() && orphan_reason(&end).is_some();
+        if let Some(f) = self.in_flight.take() {
+            self.abort_in_flight(f, &end);
+        }
+        // Not after a kill, nor under a statement still running: the server
+        // takes a connection with unread bytes (a COM_QUIT it has not read
+        // yet) for a live one and would let the statement run on, while a
+        // closed socket stops it (MariaDB checks the connection of a
+        // waiting statement, SLEEP or a lock wait, every 5 s, and fails
+        // the next write of a result; see docs/mysql.md).
+        if let (true, Some(reason)) = (orphaned, orphan_reason(&end)) {
+            ctx.metrics.orphaned_query(reason);
+        }
+        if !matches!(end, End::Quit | End::Killed) && !orphaned {
             let mut q = BytesMut::new();
             write_frame(&mut q, 0, &[cmd::COM_QUIT]);
             let _ = tokio::time::timeout(FAREWELL_TIMEOUT, self.backend.stream.write_all(&q)).await;
@@ -2307,10 +2421,62 @@ impl Session {
         self.flush_events().await;
     }
 
-    /// A sequence id for an unsolicited ERR mid-response: one past the last
-    /// packet queued (clients read it as the response's end).
+    /// A sequence id for an unsolicited ERR: one past the last packet of
+    /// the response being sent (clients read it as the response's end), or
+    /// 1 between commands (the answer to the client's next one).
     fn last_seq_hint(&self) -> u8 {
-        1
+        self.reply_seq
+    }
+
+    /// Audits the statements of the command the session ended under as
+    /// aborted, saying why.
+    fn abort_in_flight(&mut self, f: InFlight, end: &End) {
+        let detail = match end {
+            End::Killed => "session killed by the danxia administrator while the statement ran",
+            End::Error(SessionError::ClientGone | SessionError::ClientIo(_)) => {
+                "client closed the connection before the result"
+            }
+            End::Error(SessionError::BackendIo(_) | SessionError::BackendProtocol(_)) => {
+                "lost the connection to the database server during the statement"
+            }
+            End::Shutdown => "danxia shutdown",
+            _ => "session ended during the statement",
+        };
+        let first = f.next.min(f.stmts.len());
+        if f.stmts.is_empty() && f.next == 0 {
+            self.emit(
+                None,
+                f.flow,
+                f.started,
+                Completion::aborted(detail),
+                0,
+                None,
+            );
+        }
+        for s in &f.stmts[first..] {
+            self.emit(
+                Some(&**s),
+                f.flow,
+                f.started,
+                Completion::aborted(detail),
+                0,
+                None,
+            );
+        }
+    }
+}
+
+/// The `reason` label of `danxia_orphaned_queries_total` when the session
+/// ends with a statement running: `None` when the server is gone with it.
+fn orphan_reason(end: &End) -> Option<&'static str> {
+    match end {
+        End::Killed => Some("killed"),
+        End::Error(SessionError::ClientGone | SessionError::ClientIo(_)) | End::ClientClosed => {
+            Some("client_gone")
+        }
+        End::Error(SessionError::BackendIo(_) | SessionError::BackendProtocol(_)) => None,
+        End::Quit => None,
+        End::Shutdown | End::Error(_) => Some("error"),
     }
 }
 
@@ -2318,6 +2484,21 @@ impl Session {
 mod tests {
     use super::*;
     use danxia_protocols::mysql::handshake::HandshakeResponse;
+
+    #[test]
+    fn orphaned_statements_are_counted_unless_the_server_is_gone() {
+        assert_eq!(orphan_reason(&End::Killed), Some("killed"));
+        assert_eq!(
+            orphan_reason(&End::Error(SessionError::ClientGone)),
+            Some("client_gone")
+        );
+        assert_eq!(
+            orphan_reason(&End::Error(SessionError::BackendIo(eof()))),
+            None,
+            "nothing left to stop on a server that is gone"
+        );
+        assert_eq!(orphan_reason(&End::Quit), None);
+    }
 
     #[test]
     fn cleartext_guard_only_when_tls_would_be_lost_on_a_network() {

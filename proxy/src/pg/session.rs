@@ -290,8 +290,34 @@ impl Session {
         // The server offered SCRAM: the client's next answer is a
         // SASLInitialResponse (see `scram.rs`).
         let mut sasl_initial = false;
+        // A server that accepts the connection but never answers (hung,
+        // overloaded, a half-dead host behind a load balancer) fails within
+        // backend_connect_timeout as a connect failure, not as the client's
+        // startup timeout.
+        let first_wait = ctx.limits.backend_connect_timeout;
+        let mut first = true;
         loop {
-            let (tag, total) = read_backend_message(&mut backend, &mut bbuf).await?;
+            let (tag, total) = if std::mem::take(&mut first) {
+                match tokio::time::timeout(
+                    first_wait,
+                    read_backend_message(&mut backend, &mut bbuf),
+                )
+                .await
+                {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        ctx.metrics.backend_silent.increment(1);
+                        return Err(SessionError::BackendConnect {
+                            addr: ctx.config.backend.clone(),
+                            reason: format!(
+                                "connected, but the server sent nothing within {first_wait:?}"
+                            ),
+                        });
+                    }
+                }
+            } else {
+                read_backend_message(&mut backend, &mut bbuf).await?
+            };
             let body = &bbuf[HEADER_LEN..total];
             match tag {
                 be::tag::AUTHENTICATION => {
@@ -469,7 +495,7 @@ impl Session {
                 });
             }
             Err(_) => {
-                ctx.metrics.backend_connect_failures.increment(1);
+                ctx.metrics.backend_connect_timeouts.increment(1);
                 return Err(SessionError::BackendConnect {
                     addr: addr.clone(),
                     reason: format!("no answer within {:?}", ctx.limits.backend_connect_timeout),
@@ -837,10 +863,19 @@ impl Session {
         // A query still running for a client that is gone (or that we are
         // ending) is cancelled, not left to run on.
         let client_gone = !matches!(end, End::Client(Ok(ClientEnd::Terminated)));
-        if in_flight > 0 && client_gone {
+        let backend_lost = matches!(
+            end,
+            End::Backend(Ok(BackendEnd::Closed { .. }))
+                | End::Backend(Err(SessionError::BackendIo(_)))
+        );
+        if backend_lost {
+            ctx.metrics.backend_lost.increment(1);
+        }
+        if in_flight > 0 && client_gone && !backend_lost {
             if let Some(reg) = &st.registration {
                 if let Some(t) = ctx.cancels.lookup(reg.key.process_id, reg.key.secret_key) {
                     send_cancel(&t, ctx.limits.backend_connect_timeout).await;
+                    ctx.metrics.orphaned_query(orphan_reason(&end));
                 }
             }
         }
@@ -877,6 +912,16 @@ impl Session {
         if let Err(e) = self.ctx.auditor.record(ev).await {
             debug!(error = %e, "audit record failed");
         }
+    }
+}
+
+/// The `reason` label of `danxia_orphaned_queries_total` for a session
+/// that ended with a statement still running.
+fn orphan_reason(end: &End) -> &'static str {
+    match end {
+        End::Client(Ok(_)) | End::Client(Err(SessionError::ClientIo(_))) => "client_gone",
+        End::Killed => "killed",
+        _ => "error",
     }
 }
 
