@@ -21,6 +21,8 @@
 #                         [--skip-danxia]
 # Env: BEHAVIOUR=off runs danxia without behaviour baselines (to measure
 # their cost); the default is the shipped configuration, baselines on.
+# AUDIT_FSYNC=every|none sets danxia's audit.fsync (default batch, the
+# shipped default) to measure what the durability mode costs.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -228,7 +230,7 @@ statement_text = "full"
 queue_capacity = 65536
 on_full = "block"
 on_error = "block"
-fsync = "batch"
+fsync = "${AUDIT_FSYNC:-batch}"
 fsync_interval = "1s"
 rotate_bytes = 268435456
 rotate_daily = true
@@ -254,7 +256,7 @@ EOF
 }
 
 # start_danxia NAME BACKEND_PORT — starts danxia; sets STARTED_PID and
-# STARTED_PORT. Waits for /readyz and a real query through it.
+# STARTED_PORT. Waits for /healthz (/readyz needs the admin token) and a real query through it.
 start_danxia() {
     local name=$1 backend_port=$2 port admin dir=$TMP/$1
     mkdir -p "$dir/audit"
@@ -265,8 +267,8 @@ start_danxia() {
     STARTED_PID=$!
     STARTED_PORT=$port
     STARTED_ADMIN=$admin
-    wait_http_ok "http://127.0.0.1:$admin/readyz" 30 "$STARTED_PID" ||
-        { tail_log "$dir/danxia.log"; die "danxia ($name) not ready on admin 127.0.0.1:$admin/readyz within 30 s"; }
+    wait_http_ok "http://127.0.0.1:$admin/healthz" 30 "$STARTED_PID" ||
+        { tail_log "$dir/danxia.log"; die "danxia ($name) not ready on admin 127.0.0.1:$admin/healthz within 30 s"; }
     wait_pg "$port" 30 "$STARTED_PID" ||
         { tail_log "$dir/danxia.log"; die "danxia ($name): SELECT 1 through 127.0.0.1:$port failed"; }
     log "danxia ($name) pid $STARTED_PID listening on 127.0.0.1:$port (admin $admin) -> 127.0.0.1:$backend_port, policy: $POLICY_DIR (enforce)"

@@ -2291,7 +2291,12 @@ impl Session {
         Ok(())
     }
 
+    /// Sends what is buffered for the client, after handing the events
+    /// collected so far to the audit writer: a statement's final OK/EOF/ERR
+    /// is never delivered before its event is queued (and, with
+    /// `audit.fsync = "every"`, on disk).
     async fn flush_client(&mut self) -> Result<(), SessionError> {
+        self.flush_events().await;
         let wrote = !self.out.is_empty();
         send(
             &mut self.client.stream,
