@@ -58,7 +58,11 @@ fn data_row(body: &[u8]) {
         None => Cell::Null,
     });
     let want: Vec<_> = row.iter().enumerate().map(|(i, v)| mask(i, v)).collect();
-    let changed = want.iter().zip(row.iter()).filter(|(w, v)| **w != *v).count();
+    let changed = want
+        .iter()
+        .zip(row.iter())
+        .filter(|(w, v)| **w != *v)
+        .count();
     assert_eq!(stats.map(|s| s.changed), Ok(changed));
     let msg = split_message(&masked, usize::MAX).ok().flatten();
     let back = msg.and_then(|m| rows::data_row_values(m.body).ok());
