@@ -18,7 +18,6 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use base64::Engine;
 use danxia_protocols::http::request as credentials;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, Validation};
