@@ -34,6 +34,8 @@ const MAX_RANDOM_LEN: usize = 40;
 pub struct XorShift(pub u64);
 
 impl XorShift {
+    // Not an Iterator: an endless generator, `next` reads as in rand.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
