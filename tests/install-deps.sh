@@ -12,6 +12,8 @@
 #   - javac                           (Debian: default-jdk-headless, only when
 #                                      no javac is on PATH)
 #   - cargo-nextest                   (crates.io; the test runner)
+#   - cargo-deny                      (crates.io; licence/ban/source checks)
+#   - nightly toolchain, cargo-fuzz   (rustup, crates.io; the fuzz smoke)
 #   - curl                            (Debian: curl; HTTP tests)
 #   - nginx                           (Debian: nginx-light, else nginx; the
 #                                      HTTP benchmark's upstream and reference
@@ -198,6 +200,19 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     log "installing cargo-nextest"
     cargo install cargo-nextest --locked
+fi
+
+if ! cargo deny --version >/dev/null 2>&1; then
+    log "installing cargo-deny"
+    cargo install cargo-deny --locked
+fi
+if ! cargo +nightly --version >/dev/null 2>&1; then
+    log "installing the nightly toolchain (cargo-fuzz needs it)"
+    rustup toolchain install nightly --profile minimal
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    log "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked
 fi
 
 log "all test dependencies present"

@@ -2,11 +2,14 @@
 # The project's single test command (run from anywhere):
 #   bash tests/run.sh [extra cargo-nextest arguments]
 # Installs missing test dependencies, checks that PostgreSQL answers on
-# 127.0.0.1:5432, builds the whole workspace in release mode once, then runs
-# every unit and end-to-end test with cargo-nextest against that build,
-# then scans everything the run wrote for leaked secrets
-# (tests/scan_secrets.py). The exit status is nextest's, or the scan's
-# when the tests passed.
+# 127.0.0.1:5432, checks dependencies with cargo-deny (licences, bans,
+# sources; advisories only with a local advisory DB), builds the whole
+# workspace in release mode once, runs every unit and end-to-end test with
+# cargo-nextest against that build, scans everything the run wrote for
+# leaked secrets (tests/scan_secrets.py), then a fuzz smoke (every
+# cargo-fuzz target for FUZZ_SMOKE_SECONDS, default 5, from the committed
+# seeds). The exit status is non-zero when nextest, the scan or the fuzz
+# smoke fails.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +22,16 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 -t 10; then
     echo "run.sh: start it, e.g. 'pg_ctlcluster --skip-systemctl-redirect 15 main start'," >&2
     echo "run.sh: with trust auth for users root and postgres and a database named test." >&2
     exit 1
+fi
+
+# Dependency policy (deny.toml). Advisories need the RustSec DB, fetched
+# from GitHub: checked only when a local copy exists.
+cargo deny check --hide-inclusion-graph licenses bans sources
+export DANXIA_ADVISORY_DB="${DANXIA_ADVISORY_DB:-${CARGO_HOME:-$HOME/.cargo}/advisory-dbs}"
+if [ -n "$(ls -A "$DANXIA_ADVISORY_DB" 2>/dev/null)" ]; then
+    cargo deny --offline check --hide-inclusion-graph advisories
+else
+    echo "run.sh: cargo deny advisories SKIPPED: no local RustSec advisory DB in $DANXIA_ADVISORY_DB (it is fetched from GitHub, which this machine cannot reach; put a clone there or set DANXIA_ADVISORY_DB)"
 fi
 
 cargo build --release --workspace --bins
@@ -47,5 +60,13 @@ scan=$?
 set -e
 if [ "$status" -eq 0 ] && [ "$scan" -ne 0 ]; then
     status=$scan
+fi
+
+# Fuzz smoke: a few seconds per target, two at a time (fuzz/run.sh prints
+# one line per target and exits non-zero on a crash, hang or OOM).
+fuzz_status=0
+bash fuzz/run.sh --time "${FUZZ_SMOKE_SECONDS:-5}" --jobs 2 || fuzz_status=$?
+if [ "$status" -eq 0 ]; then
+    status=$fuzz_status
 fi
 exit "$status"

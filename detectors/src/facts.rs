@@ -2339,6 +2339,52 @@ mod tests {
         assert_eq!(analyze(&subqueries, PG)[0].operation, Select);
     }
 
+    /// Hostile nesting on a thread with a 256 KiB stack, both dialects:
+    /// 100 000 `(`, 20 000 nested subqueries, and 60 000-term operator
+    /// chains (left-deep trees that sqlparser's recursion limit does not
+    /// bound, walked by our own AST visitors and dropped). Each must end in
+    /// facts (a parse error where the parser refuses), never a stack
+    /// overflow: the parse and the walk run on a stack sized for them.
+    #[test]
+    fn hostile_nesting_on_a_small_stack_is_a_clean_error() {
+        let n = 100_000;
+        let cases = [
+            (format!("select {}1{}", "(".repeat(n), ")".repeat(n)), true),
+            (
+                format!(
+                    "{}select 1{}",
+                    "select * from (".repeat(20_000),
+                    ") s".repeat(20_000)
+                ),
+                true,
+            ),
+            (format!("select 1{} from t", "+1".repeat(60_000)), false),
+            (
+                format!("select * from t where a{}", " and a".repeat(40_000)),
+                false,
+            ),
+        ];
+        for dialect in [PG, MY] {
+            for (sql, refused) in &cases {
+                let sql = sql.clone();
+                let facts = std::thread::Builder::new()
+                    .stack_size(256 << 10)
+                    .spawn(move || analyze(&sql, dialect))
+                    .unwrap()
+                    .join()
+                    .expect("analyze survives a 256 KiB stack");
+                assert_eq!(facts.len(), 1);
+                assert_eq!(facts[0].operation, Select);
+                if *refused {
+                    assert!(
+                        facts[0].parse_error.is_some(),
+                        "deep nesting is a parse error"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn mysql_statements() {
         let cases: &[(&str, Operation, &[&str])] = &[

@@ -11,6 +11,7 @@
 //!
 //! The facts of a statement are a function of its normalised text alone
 //! (literal values never change them), which is what makes that cache sound.
+#![forbid(unsafe_code)]
 
 pub mod baseline;
 pub mod credentials;

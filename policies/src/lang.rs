@@ -46,13 +46,36 @@ impl Source {
     }
 }
 
+/// Stack that must remain for toml_edit to parse on the caller's stack;
+/// below it the parse gets a segment of [`TOML_PARSE_STACK_SIZE`]. toml_edit
+/// stops nesting at 80 levels, but nested inline tables cost several KiB of
+/// stack per level: 100 000 `{a = ` overflowed a 256 KiB thread and passed
+/// on 512 KiB (release; debug frames are larger).
+const TOML_PARSE_RED_ZONE: usize = if cfg!(debug_assertions) {
+    4 << 20
+} else {
+    1 << 20
+};
+/// Size of the stack segment a parse gets when the caller's is short.
+const TOML_PARSE_STACK_SIZE: usize = if cfg!(debug_assertions) {
+    8 << 20
+} else {
+    2 << 20
+};
+
 /// Parses `text`, or reports the syntax error (with its line) into `diags`.
+/// Runs on a larger stack when the caller's is short (see
+/// [`TOML_PARSE_RED_ZONE`]), so a hostile nesting is a syntax error on any
+/// thread.
 pub(crate) fn parse_document(
     src: &Source,
     text: &str,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<ImDocument<String>> {
-    match ImDocument::parse(text.to_string()) {
+    let parsed = stacker::maybe_grow(TOML_PARSE_RED_ZONE, TOML_PARSE_STACK_SIZE, || {
+        ImDocument::parse(text.to_string())
+    });
+    match parsed {
         Ok(doc) => Some(doc),
         Err(e) => {
             let message = e.message().trim().to_string();

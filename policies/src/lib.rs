@@ -11,6 +11,7 @@
 //! policy files in `load`.
 //!
 //! See `docs/policy.md` for the language as the security team reads it.
+#![forbid(unsafe_code)]
 
 use std::net::IpAddr;
 use std::path::PathBuf;

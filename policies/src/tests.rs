@@ -1689,3 +1689,30 @@ fn windows_anomaly_throttle_and_quarantine_ride_on_the_decision() {
         "{text}"
     );
 }
+
+/// Deeply nested TOML in a policy file (100 000 nested arrays, then
+/// inline tables) on a thread with a 256 KiB stack: toml_edit's nesting
+/// limit turns it into a diagnostic, never a stack overflow. Regression:
+/// the inline tables overflowed a 256 KiB stack before the limit (80
+/// levels) was reached; lang::parse_document now grows the stack.
+#[test]
+fn deeply_nested_toml_is_a_clean_error_on_a_small_stack() {
+    let n = 100_000;
+    let arrays = format!("x = {}{}\n", "[".repeat(n), "]".repeat(n));
+    let tables = format!("x = {}1{}\n", "{a = ".repeat(n), "}".repeat(n));
+    for text in [arrays, tables] {
+        let dir = write_dir(&[("00-deep.toml", &text)]);
+        let opts = opts(&dir);
+        let got = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || Policy::load(&opts).map(|_| ()))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        let diags = got.expect_err("a nested policy file does not load");
+        assert!(
+            diags.0.iter().any(|d| d.severity == Severity::Error),
+            "{diags}"
+        );
+    }
+}

@@ -870,6 +870,40 @@ fn hostile_upstream_bad_json_and_down() {
     assert_eq!(api.d.http_get("/healthz").0, 200, "danxia still runs");
 }
 
+/// An upstream answers with valid JSON nested 100 000 arrays deep (200 KB,
+/// `/api/v1/broken?mode=nested`): the scanner stops at its depth limit
+/// (128) inside the buffer, so the caller gets a bounded 502
+/// `api.upstream-bad-json` problem with nothing of the body, the refusal is
+/// audited, and danxia goes on serving.
+#[test]
+fn hostile_upstream_deeply_nested_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = pack_copy(
+        dir.path(),
+        |_, _| {},
+        &[("15-test-routes.toml", TEST_ROUTES)],
+    );
+    let api = Api::start(Setup {
+        policy: Some(policy),
+        ..Setup::default()
+    });
+    let out = api.get("dept-audit", "/api/v1/broken?mode=nested", &[]);
+    let p = assert_problem(&out, 502, "api.upstream-bad-json");
+    assert!(
+        out.text().len() < 4096 && !out.text().contains("[[[["),
+        "a bounded problem, nothing of the body: {p}"
+    );
+    let ev = api.request_event(|e| {
+        e["caller"] == "dept-audit"
+            && e["statement"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("/api/v1/broken"))
+    });
+    assert_refused_event(&ev, 502, "api.upstream-bad-json");
+    let out = api.get("dept-audit", "/api/v1/persons/9", &[]);
+    assert_eq!(out.status, 200, "danxia goes on serving: {}", out.text());
+}
+
 #[test]
 fn hostile_upstream_malformed_mid_stream() {
     // A buffer smaller than the broken body: the status line and the start

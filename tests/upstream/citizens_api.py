@@ -253,6 +253,8 @@ def huge_pieces(seed: int, total_bytes: int):
 # ---------------------------------------------------------------- server
 
 BROKEN_BODY = b'{"items":[{"id":1,"name":"x"}, {"id":2,'
+# /api/v1/broken?mode=nested: arrays nested this deep (200 KB of JSON).
+NESTED_DEPTH = 100_000
 
 
 class BadRequest(Exception):
@@ -492,6 +494,10 @@ class Handler(BaseHTTPRequestHandler):
         mode=cut promises more bytes in Content-Length than it sends and
         closes the connection (an upstream dying mid-body)."""
         mode = params.get("mode", ["length"])[0]
+        if mode == "nested":
+            # Valid JSON, hostile shape: NESTED_DEPTH arrays deep.
+            body = b'{"items":[' + b"[" * NESTED_DEPTH + b"]" * NESTED_DEPTH + b"]}"
+            return self._send_json(200, body=body, gz=gz)
         if mode == "chunked":
             return self._send_stream(iter([BROKEN_BODY.decode()]), gz)
         if mode == "cut":

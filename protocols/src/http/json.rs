@@ -1585,6 +1585,34 @@ mod tests {
         ));
     }
 
+    /// 100 000 nested arrays and objects (an upstream's hostile response)
+    /// on a thread with a 256 KiB stack: the scanner keeps its own depth
+    /// stack (no recursion) and stops at the limit with a clean error.
+    #[test]
+    fn deep_nesting_on_a_small_stack_is_a_clean_error() {
+        let n = 100_000;
+        let arrays = format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let objects = format!("{}1{}", r#"{"a":"#.repeat(n), "}".repeat(n));
+        for doc in [arrays, objects] {
+            let got = std::thread::Builder::new()
+                .stack_size(256 << 10)
+                .spawn(move || rewrite(doc.as_bytes(), Limits::default(), &mut KeepAll))
+                .unwrap()
+                .join()
+                .expect("no stack overflow");
+            assert!(
+                matches!(
+                    got,
+                    Err(JsonError::TooDeep {
+                        max: DEFAULT_MAX_DEPTH,
+                        ..
+                    })
+                ),
+                "{got:?}"
+            );
+        }
+    }
+
     #[test]
     fn token_limit_applies_whatever_the_chunking() {
         let limits = Limits {

@@ -7,11 +7,15 @@
 //! scanner/rewriter that walks the document with a policy visitor and
 //! removes or replaces fields in bounded memory).
 //!
+//! It also reads the what the listener reads from a request ([`request`]: bearer
+//! token, query-string API key, JWT header, query pairs, content type), pure so they can be fuzzed.
+//!
 //! Must never: touch a socket or an async runtime, decide policy (the
 //! visitor does), buffer a whole body, or panic on any input.
 
 pub mod encoding;
 pub mod json;
+pub mod request;
 
 #[cfg(test)]
 mod encoding_tests;

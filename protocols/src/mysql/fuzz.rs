@@ -3,26 +3,40 @@
 //! that tie decoders to encoders, rewrites to views and framing to its
 //! limits, and that the generator really reaches each decoder's success
 //! path (a fuzz loop that only ever hits errors proves little).
+//!
+//! The `check_*` functions are also the cargo-fuzz targets' bodies
+//! (`fuzz/fuzz_targets/mysql_*.rs`, feature `fuzzing`): one set of
+//! invariants for both the unit test's generator and libFuzzer. Test-only
+//! code: it asserts and unwraps, it is never built into the proxy.
 
 use bytes::BytesMut;
 
+use super::caps;
+#[cfg(test)]
+use super::charset;
 use super::command;
-use super::execute::{self, ParamValue};
+use super::execute;
+#[cfg(test)]
+use super::execute::ParamValue;
 use super::handshake;
 use super::packet::{self, HEADER_LEN};
 use super::response::{self, types};
 use super::rows::{self, BinaryCell, Cell, RewriteStats};
-use super::{caps, charset};
 
 /// Enough iterations to hit every branch of these small decoders many times
 /// while keeping `cargo test` fast.
+#[cfg(test)]
 const CASES: usize = 30_000;
+#[cfg(test)]
 const MAX_RANDOM_LEN: usize = 40;
 
-struct XorShift(u64);
+/// Small deterministic generator; the fuzz targets seed it from the input.
+pub struct XorShift(pub u64);
 
 impl XorShift {
-    fn next(&mut self) -> u64 {
+    // Not an Iterator: an endless generator, `next` reads as in rand.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -31,13 +45,13 @@ impl XorShift {
         x
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
 
     /// Bytes biased towards what matters here: NUL terminators, the
     /// length-encoding prefixes (0xFB..=0xFF), small lengths and headers.
-    fn byte(&mut self) -> u8 {
+    pub fn byte(&mut self) -> u8 {
         match self.below(8) {
             0 | 1 => 0,
             2 => 0xFB + self.below(5) as u8,
@@ -47,6 +61,7 @@ impl XorShift {
     }
 }
 
+#[cfg(test)]
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
@@ -56,6 +71,7 @@ fn hex(s: &str) -> Vec<u8> {
 
 /// Real packets captured from MariaDB 10.11 and the mariadb client, plus a
 /// few built with the encoders.
+#[cfg(test)]
 fn seeds() -> Vec<Vec<u8>> {
     let captured = [
         // greeting, handshake response
@@ -94,6 +110,7 @@ fn seeds() -> Vec<Vec<u8>> {
     seeds
 }
 
+#[cfg(test)]
 fn input(rng: &mut XorShift, seeds: &[Vec<u8>]) -> Vec<u8> {
     if rng.below(3) == 0 {
         let len = rng.below(MAX_RANDOM_LEN);
@@ -121,9 +138,10 @@ fn input(rng: &mut XorShift, seeds: &[Vec<u8>]) -> Vec<u8> {
     v
 }
 
-type Hits = std::collections::BTreeMap<&'static str, usize>;
+/// Which decoders accepted an input, by name.
+pub type Hits = std::collections::BTreeMap<&'static str, usize>;
 
-fn hit(hits: &mut Hits, name: &'static str) {
+pub fn hit(hits: &mut Hits, name: &'static str) {
     *hits.entry(name).or_default() += 1;
 }
 
@@ -139,7 +157,7 @@ const CAPS: [u64; 4] = [
     caps::CLIENT_TRANSACTIONS,
 ];
 
-fn check_framing(b: &[u8], rng: &mut XorShift, hits: &mut Hits) {
+pub fn check_framing(b: &[u8], rng: &mut XorShift, hits: &mut Hits) {
     let max = rng.below(64);
     let mut buf = BytesMut::from(b);
     match packet::take_packet(&mut buf, max) {
@@ -159,7 +177,7 @@ fn check_framing(b: &[u8], rng: &mut XorShift, hits: &mut Hits) {
     }
 }
 
-fn check_handshake(b: &[u8], hits: &mut Hits) {
+pub fn check_handshake(b: &[u8], hits: &mut Hits) {
     if let Ok(g) = handshake::parse_greeting(b) {
         hit(hits, "greeting");
         let mut copy = b.to_vec();
@@ -194,7 +212,7 @@ fn check_handshake(b: &[u8], hits: &mut Hits) {
     }
 }
 
-fn check_responses(b: &[u8], hits: &mut Hits) {
+pub fn check_responses(b: &[u8], hits: &mut Hits) {
     for caps in CAPS {
         if let Ok(ok) = response::parse_ok(b, caps) {
             hit(hits, "ok");
@@ -241,7 +259,7 @@ fn check_responses(b: &[u8], hits: &mut Hits) {
     }
 }
 
-fn check_text_row(b: &[u8], hits: &mut Hits) {
+pub fn check_text_row(b: &[u8], hits: &mut Hits) {
     let mut values = Vec::new();
     let mut out = BytesMut::new();
     let kept = rows::rewrite_text_row(b, &mut out, |_, _| Cell::Keep);
@@ -280,7 +298,7 @@ fn check_text_row(b: &[u8], hits: &mut Hits) {
     }
 }
 
-fn check_binary_row(b: &[u8], rng: &mut XorShift, hits: &mut Hits) {
+pub fn check_binary_row(b: &[u8], rng: &mut XorShift, hits: &mut Hits) {
     const KINDS: [u8; 9] = [
         types::TINY,
         types::LONG,
@@ -345,7 +363,7 @@ fn check_binary_row(b: &[u8], rng: &mut XorShift, hits: &mut Hits) {
     }
 }
 
-fn check_commands(b: &[u8], rng: &mut XorShift, hits: &mut Hits) {
+pub fn check_commands(b: &[u8], rng: &mut XorShift, hits: &mut Hits) {
     for caps in CAPS {
         if let Ok(cu) = command::parse_change_user(b, caps) {
             hit(hits, "change_user");

@@ -324,5 +324,8 @@ pub(crate) fn read_attributes(r: &mut Reader<'_>) -> Vec<(String, String)> {
 
 #[cfg(test)]
 mod conversation;
-#[cfg(test)]
-mod fuzz;
+/// Decoder invariants shared by the unit tests and the cargo-fuzz targets
+/// (feature `fuzzing`, never enabled by the proxy).
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;

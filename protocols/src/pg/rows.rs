@@ -926,6 +926,8 @@ mod tests {
     /// so a test can prove that a forged count sizes nothing. Delegates to
     /// the system allocator; the thread-local is const-initialised and has
     /// no destructor, so touching it never allocates or recurses.
+    // The only unsafe code in the crate, test builds only (see lib.rs).
+    #[allow(unsafe_code)]
     mod alloc_probe {
         use std::alloc::{GlobalAlloc, Layout, System};
         use std::cell::Cell;

@@ -400,17 +400,7 @@ fn write_json_string_into(s: &mut String, k: &str) {
     s.push_str(&String::from_utf8_lossy(&b));
 }
 
-/// Whether a `Content-Type` is JSON (`application/json`, `*/*+json`).
-pub fn is_json(content_type: Option<&str>) -> bool {
-    let Some(ct) = content_type else { return false };
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json" || essence.ends_with("+json")
-}
+pub use danxia_protocols::http::request::is_json;
 
 #[cfg(test)]
 mod tests {

@@ -82,23 +82,7 @@ fn operation(m: &Method) -> &'static str {
     }
 }
 
-/// Query parameters as (decoded name, decoded value).
-pub fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
-    let Some(q) = q else { return Vec::new() };
-    let dec = |s: &str| {
-        let s = s.replace('+', " ");
-        percent_encoding::percent_decode_str(&s)
-            .decode_utf8_lossy()
-            .into_owned()
-    };
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (dec(k), dec(v)),
-            None => (dec(p), String::new()),
-        })
-        .collect()
-}
+pub use danxia_protocols::http::request::query_pairs;
 
 /// The request target as audited: path and query, without the API key if
 /// it came in the query string.

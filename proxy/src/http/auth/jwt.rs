@@ -18,7 +18,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use base64::Engine;
+use danxia_protocols::http::request as credentials;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
@@ -189,27 +189,9 @@ struct Head {
 }
 
 fn read_head(token: &str, rules: &JwtRules) -> Result<Head, AuthFailure> {
-    let mut parts = token.split('.');
-    let (Some(h), Some(_), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(fail(
-            AuthReason::Malformed,
-            "bearer token is not a JWS compact JWT",
-        ));
-    };
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(h)
-        .map_err(|_| fail(AuthReason::Malformed, "token header is not base64url"))?;
-    let head: Map<String, Value> = serde_json::from_slice(&bytes)
-        .map_err(|_| fail(AuthReason::Malformed, "token header is not a JSON object"))?;
-    if head.contains_key("crit") {
-        return Err(fail(
-            AuthReason::Malformed,
-            "token has critical header extensions this server does not support",
-        ));
-    }
-    let alg_name = head.get("alg").and_then(Value::as_str).unwrap_or("");
+    let head =
+        credentials::jwt_header(token).map_err(|e| fail(AuthReason::Malformed, e.to_string()))?;
+    let alg_name = head.alg.as_str();
     let alg = Algorithm::from_str(alg_name)
         .ok()
         .filter(|a| rules.algorithms.contains(a))
@@ -222,11 +204,7 @@ fn read_head(token: &str, rules: &JwtRules) -> Result<Head, AuthFailure> {
                 ),
             )
         })?;
-    let kid = match head.get("kid") {
-        None => None,
-        Some(Value::String(k)) => Some(k.clone()),
-        Some(_) => return Err(fail(AuthReason::Malformed, "token kid is not a string")),
-    };
+    let kid = head.kid;
     Ok(Head { alg, kid })
 }
 

@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use danxia_protocols::http::request as credentials;
 use http::header::{HeaderMap, HeaderName, AUTHORIZATION};
 use serde::Deserialize;
 
@@ -551,71 +552,24 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AuthFailure> {
     let Some(v) = values.next() else {
         return Ok(None);
     };
-    let bytes = v.as_bytes();
-    let is_bearer = bytes.len() > 7 && bytes[..7].eq_ignore_ascii_case(b"bearer ");
-    if !is_bearer {
+    let Some(token) = credentials::bearer_token(v.as_bytes()).map_err(malformed)? else {
         return Ok(None);
-    }
+    };
     if values.next().is_some() {
         return Err(AuthFailure::new(
             AuthReason::Malformed,
             "more than one Authorization header",
         ));
     }
-    let s = v
-        .to_str()
-        .map_err(|_| AuthFailure::new(AuthReason::Malformed, "bearer token is not ASCII"))?;
-    Ok(Some(s[7..].trim()))
+    Ok(Some(token))
+}
+
+fn malformed(e: credentials::CredentialError) -> AuthFailure {
+    AuthFailure::new(AuthReason::Malformed, e.to_string())
 }
 
 /// The percent-decoded value of query parameter `name` in `query`; more
 /// than one occurrence is malformed (which one would win is ambiguous).
 fn query_param(query: &str, name: &str) -> Result<Option<Vec<u8>>, AuthFailure> {
-    let mut found = None;
-    for pair in query.split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if k != name {
-            continue;
-        }
-        if found.is_some() {
-            return Err(AuthFailure::new(
-                AuthReason::Malformed,
-                format!("query parameter {name} given more than once"),
-            ));
-        }
-        if v.len() > 3 * MAX_API_KEY_BYTES {
-            return Err(AuthFailure::new(AuthReason::Malformed, "API key too long"));
-        }
-        found = Some(percent_decode(v.as_bytes()).ok_or_else(|| {
-            AuthFailure::new(AuthReason::Malformed, format!("bad escape in {name}"))
-        })?);
-    }
-    Ok(found)
-}
-
-fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                if !hex.iter().all(u8::is_ascii_hexdigit) {
-                    return None;
-                }
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    Some(out)
+    credentials::query_param(query, name, 3 * MAX_API_KEY_BYTES).map_err(malformed)
 }
