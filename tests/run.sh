@@ -26,8 +26,10 @@ fi
 
 # Dependency policy (deny.toml). Advisories need the RustSec DB, fetched
 # from GitHub: checked only when a local copy exists.
-cargo deny check --hide-inclusion-graph licenses bans sources
+# deny.toml reads the advisory DB's path from DANXIA_ADVISORY_DB, so it is
+# set before any cargo deny command.
 export DANXIA_ADVISORY_DB="${DANXIA_ADVISORY_DB:-${CARGO_HOME:-$HOME/.cargo}/advisory-dbs}"
+cargo deny check --hide-inclusion-graph licenses bans sources
 if [ -n "$(ls -A "$DANXIA_ADVISORY_DB" 2>/dev/null)" ]; then
     cargo deny --offline check --hide-inclusion-graph advisories
 else
@@ -64,6 +66,9 @@ fi
 
 # Fuzz smoke: a few seconds per target, two at a time (fuzz/run.sh prints
 # one line per target and exits non-zero on a crash, hang or OOM).
+# The instrumented build lives outside the checkout (a cache, like CI
+# caches): a fresh clone on the same machine rebuilds only what changed.
+export FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/danxia/fuzz-target}"
 fuzz_status=0
 bash fuzz/run.sh --time "${FUZZ_SMOKE_SECONDS:-5}" --jobs 2 || fuzz_status=$?
 if [ "$status" -eq 0 ]; then

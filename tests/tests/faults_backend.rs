@@ -618,6 +618,23 @@ fn my_running(marker: &str) -> String {
     ))
 }
 
+/// danxia with a MySQL listener and a PyMySQL session through it running
+/// `SELECT SLEEP(60) /* marker */`, once the server shows it running.
+fn mysql_sleeping(marker: &str) -> (Danxia, MySession) {
+    let d = Danxia::start_with(Options {
+        mysql: true,
+        ..Options::default()
+    });
+    let mut s = MySession::open(d.mysql_port);
+    s.send(&format!("query select sleep(60) /* {marker} */"));
+    let deadline = Instant::now() + WAIT;
+    while my_running(marker).trim() != "1" {
+        assert!(Instant::now() < deadline, "sleep never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (d, s)
+}
+
 #[test]
 fn mysql_client_vanishing_stops_its_query() {
     // A PyMySQL client runs SELECT SLEEP(60) through danxia and is killed.
@@ -626,18 +643,8 @@ fn mysql_client_vanishing_stops_its_query() {
     // without COM_QUIT; MariaDB aborts the SLEEP at its next connection
     // check (every 5 s), so the query leaves PROCESSLIST within ~5 s;
     // audited aborted; danxia_orphaned_queries_total{reason="client_gone"}.
-    let d = Danxia::start_with(Options {
-        mysql: true,
-        ..Options::default()
-    });
     let marker = "faults_backend_my_vanish";
-    let mut s = MySession::open(d.mysql_port);
-    s.send(&format!("query select sleep(60) /* {marker} */"));
-    let deadline = Instant::now() + WAIT;
-    while my_running(marker).trim() != "1" {
-        assert!(Instant::now() < deadline, "sleep never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (d, s) = mysql_sleeping(marker);
     drop(s); // kills the client process
     let took = time_until_gone(Duration::from_secs(12), || my_running(marker));
     eprintln!("MariaDB: SLEEP(60) gone {took:?} after the client was killed");
@@ -657,18 +664,8 @@ fn mysql_admin_kill_stops_the_running_query() {
     // client gets ERR 1927 "Connection was killed", the query leaves
     // PROCESSLIST within ~5 s, the statement is audited aborted, and
     // danxia_orphaned_queries_total{reason="killed"} counts it.
-    let d = Danxia::start_with(Options {
-        mysql: true,
-        ..Options::default()
-    });
     let marker = "faults_backend_my_kill";
-    let mut s = MySession::open(d.mysql_port);
-    s.send(&format!("query select sleep(60) /* {marker} */"));
-    let deadline = Instant::now() + WAIT;
-    while my_running(marker).trim() != "1" {
-        assert!(Instant::now() < deadline, "sleep never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (d, mut s) = mysql_sleeping(marker);
     let (_, body) = d.http_get("/sessions?listener=mysql");
     let list: Value = serde_json::from_str(&body).expect("sessions JSON");
     let id = list[0]["id"].as_str().expect("a live session").to_string();

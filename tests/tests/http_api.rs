@@ -870,13 +870,9 @@ fn hostile_upstream_bad_json_and_down() {
     assert_eq!(api.d.http_get("/healthz").0, 200, "danxia still runs");
 }
 
-/// An upstream answers with valid JSON nested 100 000 arrays deep (200 KB,
-/// `/api/v1/broken?mode=nested`): the scanner stops at its depth limit
-/// (128) inside the buffer, so the caller gets a bounded 502
-/// `api.upstream-bad-json` problem with nothing of the body, the refusal is
-/// audited, and danxia goes on serving.
-#[test]
-fn hostile_upstream_deeply_nested_json() {
+/// danxia with the shipped pack plus the test routes (`TEST_ROUTES`) and
+/// default callers; the directory holds the policy copy.
+fn with_test_routes() -> (tempfile::TempDir, Api) {
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = pack_copy(
         dir.path(),
@@ -887,6 +883,17 @@ fn hostile_upstream_deeply_nested_json() {
         policy: Some(policy),
         ..Setup::default()
     });
+    (dir, api)
+}
+
+/// An upstream answers with valid JSON nested 100 000 arrays deep (200 KB,
+/// `/api/v1/broken?mode=nested`): the scanner stops at its depth limit
+/// (128) inside the buffer, so the caller gets a bounded 502
+/// `api.upstream-bad-json` problem with nothing of the body, the refusal is
+/// audited, and danxia goes on serving.
+#[test]
+fn hostile_upstream_deeply_nested_json() {
+    let (_dir, api) = with_test_routes();
     let out = api.get("dept-audit", "/api/v1/broken?mode=nested", &[]);
     let p = assert_problem(&out, 502, "api.upstream-bad-json");
     assert!(
@@ -1039,16 +1046,7 @@ fn oversized_request_body() {
 
 #[test]
 fn streaming_large_response() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let policy = pack_copy(
-        dir.path(),
-        |_, _| {},
-        &[("15-test-routes.toml", TEST_ROUTES)],
-    );
-    let api = Api::start(Setup {
-        policy: Some(policy),
-        ..Setup::default()
-    });
+    let (_dir, api) = with_test_routes();
     // All fields, no masks: byte for byte what the API sent.
     let path = "/api/v1/export?n=20000";
     let out = api.get("dept-audit", path, &[]);

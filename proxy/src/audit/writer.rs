@@ -262,9 +262,10 @@ impl Auditor {
     /// With `fsync = "every"` it also waits until the writer has written
     /// and fsynced the event: a session that records a statement's event
     /// before forwarding its completion then never acknowledges a statement
-    /// whose record a crash (kill -9) could still lose. One oneshot per
-    /// event, next to an fsync per event, costs nothing measurable; the
-    /// other modes return as soon as the event is queued.
+    /// whose record a crash (kill -9) could still lose. The writer answers
+    /// every event of a batch after the batch's one fsync (group commit),
+    /// so concurrent sessions share fsyncs; the other modes return as soon
+    /// as the event is queued.
     pub async fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
         let (done, written) = if self.settings.fsync == Fsync::Every {
             let (tx, rx) = oneshot::channel();
@@ -622,6 +623,11 @@ struct Sink {
     forwarder: Option<Forwarder>,
     /// Byte ranges in `pending` of the records to forward once written.
     pending_forward: Vec<(usize, usize)>,
+    /// `fsync = "every"`: sessions waiting for events in `pending` to be
+    /// written and fsynced. Answered together after the one fsync that
+    /// covers them all (group commit), so concurrent sessions share an
+    /// fsync instead of queueing behind one each.
+    durable_waiters: Vec<oneshot::Sender<()>>,
 }
 
 /// What placing one record into `pending` did.
@@ -665,6 +671,7 @@ impl Sink {
             pending_records: 0,
             pending_events: 0,
             pending_outage_note: false,
+            durable_waiters: Vec::new(),
             record: Vec::new(),
             notes: resume.notes,
             outage: None,
@@ -781,12 +788,9 @@ impl Sink {
         self.add_record(stamped.ts, &stamped.event, true);
         match self.settings.fsync {
             Fsync::Every => {
-                self.commit(true);
-                // Written and fsynced, or given up (`on_error = "continue"`,
-                // counted): either way the session may go on. A session
-                // that stopped waiting is no error.
-                if let Some(done) = stamped.done {
-                    let _ = done.send(());
+                self.durable_waiters.extend(stamped.done);
+                if self.pending.len() >= MAX_PENDING_BYTES {
+                    self.commit_and_answer();
                 }
             }
             Fsync::None | Fsync::Batch if self.pending.len() >= MAX_PENDING_BYTES => {
@@ -799,10 +803,21 @@ impl Sink {
     fn end_batch(&mut self) {
         let sync = match self.settings.fsync {
             Fsync::None => false,
-            Fsync::Every => true,
+            Fsync::Every => return self.commit_and_answer(),
             Fsync::Batch => self.last_sync.elapsed() >= self.settings.fsync_interval,
         };
         self.commit(sync);
+    }
+
+    /// `fsync = "every"`: writes and fsyncs everything pending, then tells
+    /// each waiting session its event is on disk, or was given up
+    /// (`on_error = "continue"`, counted): either way the session may go
+    /// on. A session that stopped waiting is no error.
+    fn commit_and_answer(&mut self) {
+        self.commit(true);
+        for done in self.durable_waiters.drain(..) {
+            let _ = done.send(());
+        }
     }
 
     fn finish(&mut self) {
@@ -813,6 +828,11 @@ impl Sink {
             }
         }
         self.commit(self.settings.fsync != Fsync::None);
+        // Answered only now that the last commit is done; any left
+        // unanswered are dropped, which their sessions see as "stopped".
+        for done in self.durable_waiters.drain(..) {
+            let _ = done.send(());
+        }
         self.write_anchor();
         // Dropping the forwarder lets its thread send what is queued and end.
         self.forwarder = None;

@@ -57,9 +57,13 @@ fn leaf(ca: &Ca, sans: &[&str], dn: &[(DnType, &str)], expired: bool) -> (String
     (cert.pem(), key.serialize_pem())
 }
 
+/// Writes a test file 0600: danxia refuses private keys other users can
+/// read (crate::files::secret), and the tests use some files as keys.
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     p
 }
 
