@@ -1828,11 +1828,7 @@ pub fn curl(args: &[&str]) -> CurlOut {
 /// The resident set size of process `pid` in KiB (`VmRSS` of
 /// `/proc/<pid>/status`); `None` once it is gone.
 pub fn vm_rss_kib(pid: u32) -> Option<u64> {
-    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
+    proc_status_kib(pid, "VmRSS")
 }
 
 /// A `kB` field (`VmRSS`, `VmHWM`, …) of `/proc/<pid>/status`; `None` once
@@ -1843,11 +1839,6 @@ fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-}
-
-/// The resident set size of `pid` now, in KiB (`VmRSS`).
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    proc_status_kib(pid, "VmRSS")
 }
 
 /// The peak resident set size of `pid` since it started, in KiB (`VmHWM`):

@@ -44,7 +44,7 @@ fn direct_my(sql: &str) -> String {
 
 fn assert_rss_bounded(d: &Danxia) {
     let (rss, hwm) = (
-        rss_kib(d.pid()).unwrap_or(0),
+        vm_rss_kib(d.pid()).unwrap_or(0),
         peak_rss_kib(d.pid()).unwrap_or(0),
     );
     eprintln!("danxia VmRSS {rss} KiB, VmHWM {hwm} KiB");
